@@ -1,0 +1,28 @@
+# The two commands of the README: `make lab` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup lab test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+lab: setup
+	$(BIN)/labkit local up
+	$(BIN)/jupyter lab notebooks/
+
+test: setup
+	bash tests/run.sh
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	-$(BIN)/labkit local down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

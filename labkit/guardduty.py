@@ -1,0 +1,123 @@
+"""Turning GuardDuty on for the lab, and activating the lab's threat list.
+
+GuardDuty allows one detector per account and region, so the lab reuses the
+account's detector when there is one. A detector the lab creates carries the
+tag ``labkit=created``: that is how cleanup knows it may turn GuardDuty off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from labkit.errors import NotDeployedError
+from labkit.lab import Lab
+
+logger = logging.getLogger(__name__)
+
+CREATED_TAG = {"labkit": "created"}
+THREAT_LIST_NAME = "Example-Threat-List"
+THREAT_LIST_KEY = "threatlist/example-threat-list.txt"
+
+
+def enable_guardduty(lab: Lab) -> tuple[str, bool]:
+    """Turn GuardDuty on in the lab's region, or reuse the detector there.
+
+    A detector that exists but is disabled is left as it is (it belongs to
+    the account, not to the lab) and a warning says how to enable it; until
+    then it raises no findings.
+
+    Args:
+        lab: the connected lab.
+
+    Returns:
+        ``(detector_id, created)``: ``created`` is true when this call made
+        the detector.
+    """
+    guardduty = lab.client("guardduty")
+    detector_ids = guardduty.list_detectors()["DetectorIds"]
+    if detector_ids:
+        detector_id = str(detector_ids[0])
+        _report_existing(lab, detector_id)
+        return detector_id, False
+
+    created = guardduty.create_detector(
+        Enable=True,
+        FindingPublishingFrequency="FIFTEEN_MINUTES",
+        Tags=dict(CREATED_TAG),
+    )
+    detector_id = str(created["DetectorId"])
+    logger.info("Enabled GuardDuty in %s: created detector %s", lab.region, detector_id)
+    return detector_id, True
+
+
+def _report_existing(lab: Lab, detector_id: str) -> None:
+    detector = lab.client("guardduty").get_detector(DetectorId=detector_id)
+    made_by_lab = detector.get("Tags", {}).get("labkit") == CREATED_TAG["labkit"]
+    owner = "an earlier lab run" if made_by_lab else "the account"
+    if detector.get("Status") == "DISABLED":
+        logger.warning(
+            "GuardDuty detector %s in %s (made by %s) is DISABLED and will "
+            "raise no findings; enable it with UpdateDetector(Enable=True)",
+            detector_id,
+            lab.region,
+            owner,
+        )
+        return
+    logger.info(
+        "Reusing GuardDuty detector %s in %s (made by %s)",
+        detector_id,
+        lab.region,
+        owner,
+    )
+
+
+def activate_threat_list(lab: Lab, outputs: Mapping[str, str]) -> str:
+    """Upload the lab's threat list and activate it on the detector.
+
+    The list holds one address, the malicious instance's Elastic IP, which
+    exists only once the stack is deployed.
+
+    Args:
+        lab: the connected lab.
+        outputs: the stack's outputs, as :func:`labkit.deploy_stack` returns
+            them; ``MaliciousIp`` and ``ThreatListBucket`` are used, and
+            ``DetectorId`` when present.
+
+    Returns:
+        The threat intel set's id.
+
+    Raises:
+        NotDeployedError: an output is missing (the stack is not deployed).
+    """
+    from labkit import threatlist
+
+    missing = [k for k in ("MaliciousIp", "ThreatListBucket") if not outputs.get(k)]
+    if missing:
+        raise NotDeployedError(
+            f"stack outputs {missing!r} are missing (got keys "
+            f"{sorted(outputs)!r}); deploy the lab first with "
+            "labkit.deploy_stack(lab, detector_id=...) and pass its outputs"
+        )
+    detector_id = outputs.get("DetectorId") or _current_detector(lab)
+
+    set_id = threatlist.upload_threat_list(
+        lab.client("s3"),
+        lab.client("guardduty"),
+        detector_id=detector_id,
+        bucket=outputs["ThreatListBucket"],
+        key=THREAT_LIST_KEY,
+        addresses=[outputs["MaliciousIp"]],
+        name=THREAT_LIST_NAME,
+    )
+    return str(set_id)
+
+
+def _current_detector(lab: Lab) -> str:
+    detector_ids = lab.client("guardduty").list_detectors()["DetectorIds"]
+    if not detector_ids:
+        raise NotDeployedError(
+            f"GuardDuty has no detector in {lab.region!r}; "
+            "turn it on first with labkit.enable_guardduty(lab)"
+        )
+    return str(detector_ids[0])

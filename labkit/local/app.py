@@ -1,0 +1,120 @@
+"""Assembling the local cloud: moto, the gateway, the services, the clock.
+
+Importing the service modules registers their operations and tick hooks; the
+order of ``SERVICE_MODULES`` is the order in which each simulated minute runs
+(instances act, flow logs are written, the detector looks, findings are
+published, events are delivered).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from moto.backends import get_backend
+from moto.core.config import default_user_config
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from labkit.local import gateway, internal, protocol, settings
+from labkit.local.clock import LabClock
+
+logger = logging.getLogger(__name__)
+
+SERVICE_MODULES = (
+    "labkit.local.events",
+    "labkit.local.lambdas",
+    "labkit.local.cloudformation",
+    "labkit.local.guardduty",
+    "labkit.local.workloads",
+    "labkit.local.detector",
+)
+
+
+class LocalCloud:
+    """The local cloud in this process: serve it, advance it, stop it."""
+
+    def __init__(self, *, port: int, start: datetime | None = None) -> None:
+        self.port = port
+        self.clock = LabClock(start)
+        self.clock.start()
+        self._last_request = time.monotonic()
+        self._started = time.monotonic()
+
+        default_user_config["iam"]["load_aws_managed_policies"] = True
+        default_user_config["lambda"]["use_docker"] = False
+        for name in SERVICE_MODULES:
+            importlib.import_module(name)
+
+        self.gateway = gateway.Gateway()
+        gateway.CONTROL.update(
+            {
+                "status": self._status,
+                "clock": lambda _: {"now": self.clock.now().isoformat()},
+                "clock/advance": self._advance,
+            }
+        )
+        self.server = make_server(
+            "127.0.0.1", port, self._app, threaded=True, request_handler=_QuietHandler
+        )
+        internal.configure(f"http://127.0.0.1:{port}")
+        threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self._last_request = time.monotonic()
+        return self.gateway(environ, start_response)
+
+    def _status(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "now": self.clock.now().isoformat(),
+            "account_id": settings.LOCAL_ACCOUNT_ID,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+        }
+
+    def _advance(self, payload: dict[str, Any]) -> dict[str, Any]:
+        minutes = payload.get("minutes")
+        if not isinstance(minutes, int | float) or isinstance(minutes, bool):
+            raise ValueError(f"minutes must be a number (got {minutes!r})")
+        return self.clock.advance(float(minutes))
+
+    def serve_forever(self, *, idle_stop_s: float) -> None:
+        """Serve until shut down, or until idle for ``idle_stop_s`` seconds."""
+        watchdog = threading.Thread(
+            target=self._watch, args=(idle_stop_s,), daemon=True
+        )
+        watchdog.start()
+        logger.info("local cloud serving on 127.0.0.1:%s", self.port)
+        self.server.serve_forever(poll_interval=0.2)
+
+    def shutdown(self) -> None:
+        """Stop serving; ``serve_forever`` then returns."""
+        logger.info("local cloud stopping")
+        self.server.shutdown()
+
+    def _watch(self, idle_stop_s: float) -> None:
+        while True:
+            time.sleep(60)
+            if time.monotonic() - self._last_request > idle_stop_s:
+                logger.info("idle for %.0f s: stopping", idle_stop_s)
+                self.shutdown()
+                return
+
+
+def _warm_up() -> None:
+    # Loading moto's backends and botocore's models takes seconds on a small
+    # machine; doing it now, while the student reads, keeps first calls quick.
+    started = time.monotonic()
+    for service in protocol.LAB_SERVICES:
+        protocol.service_model(service)
+        get_backend(service)  # type: ignore[call-overload]
+    logger.info("warmed up in %.1f s", time.monotonic() - started)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request handler that logs requests at DEBUG, not to stderr."""
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        logger.debug("%s %s", self.requestline, code)

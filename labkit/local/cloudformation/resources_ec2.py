@@ -1,0 +1,485 @@
+"""EC2 resource types: the network, security groups, addresses, instances.
+
+Unlike moto's own engine, security groups honour inline egress rules (the
+default allow-all egress rule is revoked when egress rules are given, as in
+AWS) and instances honour ``SecurityGroupIds``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labkit.local.cloudformation.resources import (
+    Created,
+    Provisioned,
+    ResourceContext,
+    creates,
+    deletes,
+    is_gone,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _tag_specs(ctx: ResourceContext, kind: str, props: dict[str, Any]) -> list[Any]:
+    tags = ctx.tags(props.get("Tags"))
+    return [{"ResourceType": kind, "Tags": tags}] if tags else []
+
+
+def _delete(ctx: ResourceContext, operation: str, **params: Any) -> None:
+    try:
+        ctx.call("ec2", operation, **params)
+    except ClientError as error:
+        if not is_gone(error):
+            raise
+
+
+@creates("AWS::EC2::VPC")
+def create_vpc(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    vpc = ctx.call(
+        "ec2",
+        "CreateVpc",
+        CidrBlock=props["CidrBlock"],
+        InstanceTenancy=props.get("InstanceTenancy", "default"),
+        TagSpecifications=_tag_specs(ctx, "vpc", props),
+    )["Vpc"]
+    vpc_id = vpc["VpcId"]
+    for name in ("EnableDnsSupport", "EnableDnsHostnames"):
+        if name in props:
+            ctx.call(
+                "ec2",
+                "ModifyVpcAttribute",
+                VpcId=vpc_id,
+                **{name: {"Value": props[name]}},
+            )
+    groups = ctx.call(
+        "ec2",
+        "DescribeSecurityGroups",
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": ["default"]},
+        ],
+    )["SecurityGroups"]
+    attributes = {
+        "VpcId": vpc_id,
+        "CidrBlock": vpc["CidrBlock"],
+        "DefaultSecurityGroup": groups[0]["GroupId"] if groups else "",
+    }
+    return Created(vpc_id, attributes)
+
+
+@deletes("AWS::EC2::VPC")
+def delete_vpc(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DeleteVpc", VpcId=res.physical_id)
+
+
+@creates("AWS::EC2::Subnet")
+def create_subnet(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {"VpcId": props["VpcId"], "CidrBlock": props["CidrBlock"]}
+    if "AvailabilityZone" in props:
+        params["AvailabilityZone"] = props["AvailabilityZone"]
+    subnet = ctx.call(
+        "ec2",
+        "CreateSubnet",
+        TagSpecifications=_tag_specs(ctx, "subnet", props),
+        **params,
+    )["Subnet"]
+    subnet_id = subnet["SubnetId"]
+    if "MapPublicIpOnLaunch" in props:
+        ctx.call(
+            "ec2",
+            "ModifySubnetAttribute",
+            SubnetId=subnet_id,
+            MapPublicIpOnLaunch={"Value": props["MapPublicIpOnLaunch"]},
+        )
+    attributes = {
+        "SubnetId": subnet_id,
+        "AvailabilityZone": subnet["AvailabilityZone"],
+        "CidrBlock": subnet["CidrBlock"],
+        "VpcId": subnet["VpcId"],
+    }
+    return Created(subnet_id, attributes)
+
+
+@deletes("AWS::EC2::Subnet")
+def delete_subnet(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DeleteSubnet", SubnetId=res.physical_id)
+
+
+@creates("AWS::EC2::InternetGateway")
+def create_internet_gateway(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    gateway = ctx.call(
+        "ec2",
+        "CreateInternetGateway",
+        TagSpecifications=_tag_specs(ctx, "internet-gateway", props),
+    )["InternetGateway"]
+    gateway_id = gateway["InternetGatewayId"]
+    return Created(gateway_id, {"InternetGatewayId": gateway_id})
+
+
+@deletes("AWS::EC2::InternetGateway")
+def delete_internet_gateway(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DeleteInternetGateway", InternetGatewayId=res.physical_id)
+
+
+@creates("AWS::EC2::VPCGatewayAttachment")
+def create_gateway_attachment(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    if "InternetGatewayId" not in props:
+        raise NotImplementedError("VPN gateway attachments are not supported")
+    ctx.call(
+        "ec2",
+        "AttachInternetGateway",
+        InternetGatewayId=props["InternetGatewayId"],
+        VpcId=props["VpcId"],
+    )
+    physical_id = f"IGW|{props['VpcId']}"
+    return Created(physical_id, {"AttachmentType": "IGW", "VpcId": props["VpcId"]})
+
+
+@deletes("AWS::EC2::VPCGatewayAttachment")
+def delete_gateway_attachment(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(
+        ctx,
+        "DetachInternetGateway",
+        InternetGatewayId=res.properties["InternetGatewayId"],
+        VpcId=res.properties["VpcId"],
+    )
+
+
+@creates("AWS::EC2::RouteTable")
+def create_route_table(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    table = ctx.call(
+        "ec2",
+        "CreateRouteTable",
+        VpcId=props["VpcId"],
+        TagSpecifications=_tag_specs(ctx, "route-table", props),
+    )["RouteTable"]
+    return Created(table["RouteTableId"], {"RouteTableId": table["RouteTableId"]})
+
+
+@deletes("AWS::EC2::RouteTable")
+def delete_route_table(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DeleteRouteTable", RouteTableId=res.physical_id)
+
+
+_ROUTE_TARGETS = (
+    "GatewayId",
+    "NatGatewayId",
+    "InstanceId",
+    "NetworkInterfaceId",
+    "VpcPeeringConnectionId",
+    "TransitGatewayId",
+    "EgressOnlyInternetGatewayId",
+    "VpcEndpointId",
+)
+
+
+@creates("AWS::EC2::Route")
+def create_route(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    keys = ("RouteTableId", "DestinationCidrBlock", "DestinationIpv6CidrBlock")
+    params = {key: props[key] for key in keys + _ROUTE_TARGETS if key in props}
+    ctx.call("ec2", "CreateRoute", **params)
+    destination = props.get("DestinationCidrBlock") or props.get(
+        "DestinationIpv6CidrBlock"
+    )
+    physical_id = f"rtb-{props['RouteTableId'][4:]}|{destination}"
+    return Created(physical_id)
+
+
+@deletes("AWS::EC2::Route")
+def delete_route(ctx: ResourceContext, res: Provisioned) -> None:
+    keys = ("RouteTableId", "DestinationCidrBlock", "DestinationIpv6CidrBlock")
+    params = {key: res.properties[key] for key in keys if key in res.properties}
+    _delete(ctx, "DeleteRoute", **params)
+
+
+@creates("AWS::EC2::SubnetRouteTableAssociation")
+def create_route_association(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    association = ctx.call(
+        "ec2",
+        "AssociateRouteTable",
+        RouteTableId=props["RouteTableId"],
+        SubnetId=props["SubnetId"],
+    )["AssociationId"]
+    return Created(association, {"Id": association})
+
+
+@deletes("AWS::EC2::SubnetRouteTableAssociation")
+def delete_route_association(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DisassociateRouteTable", AssociationId=res.physical_id)
+
+
+def ip_permission(rule: dict[str, Any], *, egress: bool) -> dict[str, Any]:
+    """Return one template rule (ingress or egress) as an EC2 IpPermission.
+
+    Args:
+        rule: the rule as the template writes it (``CidrIp``, ``FromPort``...).
+        egress: whether the rule is an egress rule (destination fields).
+
+    Returns:
+        The rule in the shape ``AuthorizeSecurityGroupIngress`` takes.
+    """
+    permission: dict[str, Any] = {"IpProtocol": str(rule["IpProtocol"])}
+    for key in ("FromPort", "ToPort"):
+        if key in rule:
+            permission[key] = int(rule[key])
+    description = {"Description": rule["Description"]} if "Description" in rule else {}
+    if "CidrIp" in rule:
+        permission["IpRanges"] = [{"CidrIp": rule["CidrIp"], **description}]
+    if "CidrIpv6" in rule:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": rule["CidrIpv6"], **description}]
+    prefix = rule.get("DestinationPrefixListId" if egress else "SourcePrefixListId")
+    if prefix:
+        permission["PrefixListIds"] = [{"PrefixListId": prefix, **description}]
+    group = rule.get(
+        "DestinationSecurityGroupId" if egress else "SourceSecurityGroupId"
+    )
+    if group:
+        pair = {"GroupId": group, **description}
+        if rule.get("SourceSecurityGroupOwnerId"):
+            pair["UserId"] = rule["SourceSecurityGroupOwnerId"]
+        permission["UserIdGroupPairs"] = [pair]
+    elif rule.get("SourceSecurityGroupName"):
+        permission["UserIdGroupPairs"] = [
+            {"GroupName": rule["SourceSecurityGroupName"]}
+        ]
+    return permission
+
+
+_ALLOW_ALL_EGRESS = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+
+
+@creates("AWS::EC2::SecurityGroup")
+def create_security_group(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {
+        "GroupName": props.get("GroupName") or ctx.physical_name(255),
+        "Description": props["GroupDescription"],
+        "TagSpecifications": _tag_specs(ctx, "security-group", props),
+    }
+    if "VpcId" in props:
+        params["VpcId"] = props["VpcId"]
+    group_id = ctx.call("ec2", "CreateSecurityGroup", **params)["GroupId"]
+
+    ingress = [
+        ip_permission(rule, egress=False)
+        for rule in props.get("SecurityGroupIngress", [])
+    ]
+    if ingress:
+        ctx.call(
+            "ec2",
+            "AuthorizeSecurityGroupIngress",
+            GroupId=group_id,
+            IpPermissions=ingress,
+        )
+    egress = [
+        ip_permission(rule, egress=True)
+        for rule in props.get("SecurityGroupEgress", [])
+    ]
+    if egress and "VpcId" in props:
+        # AWS adds the allow-all egress rule only when the template gives none.
+        ctx.call(
+            "ec2",
+            "RevokeSecurityGroupEgress",
+            GroupId=group_id,
+            IpPermissions=[_ALLOW_ALL_EGRESS],
+        )
+        ctx.call(
+            "ec2",
+            "AuthorizeSecurityGroupEgress",
+            GroupId=group_id,
+            IpPermissions=egress,
+        )
+
+    attributes = {"GroupId": group_id, "VpcId": props.get("VpcId", "")}
+    # Ref gives the id for a VPC group and the name for an EC2-Classic one.
+    physical_id = group_id if "VpcId" in props else params["GroupName"]
+    return Created(physical_id, attributes, {"GroupId": group_id})
+
+
+@deletes("AWS::EC2::SecurityGroup")
+def delete_security_group(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DeleteSecurityGroup", GroupId=res.notes["GroupId"])
+
+
+def _group_rule(
+    ctx: ResourceContext, props: dict[str, Any], *, egress: bool
+) -> Created:
+    direction = "Egress" if egress else "Ingress"
+    permission = ip_permission(props, egress=egress)
+    response = ctx.call(
+        "ec2",
+        f"AuthorizeSecurityGroup{direction}",
+        GroupId=props["GroupId"],
+        IpPermissions=[permission],
+    )
+    rules = response.get("SecurityGroupRules") or [{}]
+    rule_id = rules[0].get("SecurityGroupRuleId") or ctx.physical_name(64)
+    return Created(rule_id, {"Id": rule_id}, {"Permission": permission})
+
+
+@creates("AWS::EC2::SecurityGroupIngress")
+def create_ingress(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    return _group_rule(ctx, props, egress=False)
+
+
+@deletes("AWS::EC2::SecurityGroupIngress")
+def delete_ingress(ctx: ResourceContext, res: Provisioned) -> None:
+    permission = [res.notes["Permission"]]
+    group_id = res.properties["GroupId"]
+    _delete(
+        ctx, "RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=permission
+    )
+
+
+@creates("AWS::EC2::SecurityGroupEgress")
+def create_egress(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    return _group_rule(ctx, props, egress=True)
+
+
+@deletes("AWS::EC2::SecurityGroupEgress")
+def delete_egress(ctx: ResourceContext, res: Provisioned) -> None:
+    permission = [res.notes["Permission"]]
+    group_id = res.properties["GroupId"]
+    _delete(
+        ctx, "RevokeSecurityGroupEgress", GroupId=group_id, IpPermissions=permission
+    )
+
+
+@creates("AWS::EC2::EIP")
+def create_eip(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {"Domain": props.get("Domain", "vpc")}
+    specs = _tag_specs(ctx, "elastic-ip", props)
+    if specs:
+        params["TagSpecifications"] = specs
+    address = ctx.call("ec2", "AllocateAddress", **params)
+    allocation_id, public_ip = address["AllocationId"], address["PublicIp"]
+    if "InstanceId" in props:
+        ctx.call(
+            "ec2",
+            "AssociateAddress",
+            AllocationId=allocation_id,
+            InstanceId=props["InstanceId"],
+        )
+    attributes = {"AllocationId": allocation_id, "PublicIp": public_ip}
+    return Created(public_ip, attributes, {"AllocationId": allocation_id})
+
+
+@deletes("AWS::EC2::EIP")
+def delete_eip(ctx: ResourceContext, res: Provisioned) -> None:
+    allocation_id = res.notes["AllocationId"]
+    try:
+        found = ctx.call("ec2", "DescribeAddresses", AllocationIds=[allocation_id])[
+            "Addresses"
+        ]
+    except ClientError as error:
+        if is_gone(error):
+            return
+        raise
+    for address in found:
+        if address.get("AssociationId"):
+            _delete(ctx, "DisassociateAddress", AssociationId=address["AssociationId"])
+    _delete(ctx, "ReleaseAddress", AllocationId=allocation_id)
+
+
+@creates("AWS::EC2::EIPAssociation")
+def create_eip_association(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    keys = ("AllocationId", "InstanceId", "NetworkInterfaceId", "PrivateIpAddress")
+    params = {key: props[key] for key in keys if key in props}
+    if "EIP" in props and "AllocationId" not in params:
+        params["PublicIp"] = props["EIP"]
+    association = ctx.call("ec2", "AssociateAddress", **params)["AssociationId"]
+    return Created(association, {"Id": association})
+
+
+@deletes("AWS::EC2::EIPAssociation")
+def delete_eip_association(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DisassociateAddress", AssociationId=res.physical_id)
+
+
+def _user_data(encoded: str) -> str:
+    # The template gives base64 text and boto3 encodes user data itself.
+    try:
+        return base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return encoded
+
+
+@creates("AWS::EC2::Instance")
+def create_instance(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {
+        "ImageId": props["ImageId"],
+        "InstanceType": props.get("InstanceType", "m1.small"),
+        "MinCount": 1,
+        "MaxCount": 1,
+        "TagSpecifications": _tag_specs(ctx, "instance", props),
+    }
+    copied = (
+        "SubnetId",
+        "SecurityGroupIds",
+        "KeyName",
+        "PrivateIpAddress",
+        "Monitoring",
+    )
+    params.update({key: props[key] for key in copied if key in props})
+    if "SecurityGroups" in props:
+        params["SecurityGroups"] = props["SecurityGroups"]
+    if "AvailabilityZone" in props:
+        params["Placement"] = {"AvailabilityZone": props["AvailabilityZone"]}
+    if "IamInstanceProfile" in props:
+        profile = str(props["IamInstanceProfile"])
+        key = "Arn" if profile.startswith("arn:") else "Name"
+        params["IamInstanceProfile"] = {key: profile}
+    if "UserData" in props:
+        params["UserData"] = _user_data(props["UserData"])
+    if "NetworkInterfaces" in props:
+        raise NotImplementedError("Instance NetworkInterfaces are not supported")
+
+    instance = ctx.call("ec2", "RunInstances", **params)["Instances"][0]
+    instance_id = instance["InstanceId"]
+    attributes = {
+        "InstanceId": instance_id,
+        "AvailabilityZone": instance["Placement"]["AvailabilityZone"],
+        "PrivateIp": instance.get("PrivateIpAddress", ""),
+        "PrivateDnsName": instance.get("PrivateDnsName", ""),
+        "PublicIp": instance.get("PublicIpAddress", ""),
+        "PublicDnsName": instance.get("PublicDnsName", ""),
+    }
+    return Created(instance_id, attributes)
+
+
+@deletes("AWS::EC2::Instance")
+def delete_instance(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "TerminateInstances", InstanceIds=[res.physical_id])
+
+
+@creates("AWS::EC2::FlowLog")
+def create_flow_log(ctx: ResourceContext, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {
+        "ResourceIds": [props["ResourceId"]],
+        "ResourceType": props["ResourceType"],
+    }
+    copied = (
+        "TrafficType",
+        "LogDestinationType",
+        "LogDestination",
+        "LogGroupName",
+        "DeliverLogsPermissionArn",
+        "LogFormat",
+        "MaxAggregationInterval",
+    )
+    params.update({key: props[key] for key in copied if key in props})
+    response = ctx.call("ec2", "CreateFlowLogs", **params)
+    if response.get("Unsuccessful"):
+        raise RuntimeError(response["Unsuccessful"][0]["Error"]["Message"])
+    flow_log_id = response["FlowLogIds"][0]
+    return Created(flow_log_id, {"Id": flow_log_id})
+
+
+@deletes("AWS::EC2::FlowLog")
+def delete_flow_log(ctx: ResourceContext, res: Provisioned) -> None:
+    _delete(ctx, "DeleteFlowLogs", FlowLogIds=[res.physical_id])

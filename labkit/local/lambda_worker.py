@@ -1,0 +1,428 @@
+"""One Lambda execution environment: a process that runs one function's handler.
+
+The local cloud starts it by path (``python .../lambda_worker.py``; ``python -m
+labkit.local.lambda_worker`` works too) with the
+environment Lambda gives a function (``_HANDLER``, ``LAMBDA_TASK_ROOT``, the
+execution role's keys...) and talks to it in JSON lines: one request per line
+on stdin (``request_id``, ``event``, ``now``, ``timeout_ms``,
+``invoked_function_arn``), one reply per line on the protocol channel. The
+handler's prints and log records never reach that channel; they come back in
+the reply's ``log`` text.
+
+While a handler runs the process travels to the lab time of the request, so
+``datetime.now()`` in the handler reads the lab clock, as the local cloud does.
+The worker imports only the standard library and time-machine, and refuses to
+let a handler import ``labkit``: deployed Lambda code has no labkit either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import queue
+import resource
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+
+def _import_time_machine() -> ModuleType:
+    """Import time-machine without its pytest plugin.
+
+    When pytest is importable, time-machine loads it (a third of a second) to
+    offer a fixture; a worker has no use for it, and Lambda has no pytest.
+    """
+    absent = "pytest" not in sys.modules
+    if absent:
+        sys.modules["pytest"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module("time_machine")
+    finally:
+        if absent:
+            del sys.modules["pytest"]
+
+
+logger = logging.getLogger(__name__)
+
+HandlerFunc = Callable[[Any, "LambdaContext"], Any]
+
+
+class LambdaContext:
+    """The second argument of a handler, with the attributes Lambda's has."""
+
+    def __init__(self, request: dict[str, Any], started: float) -> None:
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.invoked_function_arn = str(request.get("invoked_function_arn", ""))
+        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        self.aws_request_id = str(request["request_id"])
+        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.identity = None
+        self.client_context = None
+        # The deadline is kept on the monotonic clock, which time travel
+        # leaves alone, so lab time never shortens or stretches a handler.
+        self._deadline = started + float(request["timeout_ms"]) / 1000.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Return the milliseconds left before the function times out."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _NoLabkit:
+    """Make ``import labkit`` fail in handler code, as it would in AWS.
+
+    A plain meta path finder: importing ``importlib.abc`` for its base class
+    would cost a tenth of a second of every cold start.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: Any = None
+    ) -> None:
+        if fullname == "labkit" or fullname.startswith("labkit."):
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+class _LogFormatter(logging.Formatter):
+    """Lambda's Python log line: level, UTC time, request id, message."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__()
+        self.request_id = request_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC)
+        text = record.getMessage()
+        if record.exc_info:
+            text = f"{text}\n{self.formatException(record.exc_info)}"
+        when = (
+            stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+        )
+        return f"[{record.levelname}]\t{when}\t{self.request_id}\t{text}"
+
+
+class _Worker:
+    """The state of the environment between invocations."""
+
+    def __init__(self, time_machine: ModuleType) -> None:
+        self.handler: HandlerFunc | None = None
+        self.time_machine = time_machine
+
+    def load_handler(self) -> HandlerFunc:
+        """Import the module named by ``_HANDLER`` and return its function."""
+        spec = os.environ["_HANDLER"]
+        module_name, _, func_name = spec.rpartition(".")
+        if not module_name or not func_name:
+            raise _RuntimeFailure(
+                "Runtime.MalformedHandlerName",
+                f"Bad handler '{spec}': not enough values to unpack "
+                "(expected 2, got 1)",
+            )
+        module_name = module_name.replace("/", ".")
+        try:
+            module: ModuleType = importlib.import_module(module_name)
+        except ImportError as error:
+            raise _RuntimeFailure(
+                "Runtime.ImportModuleError",
+                f"Unable to import module '{module_name}': {error}",
+            ) from error
+        func = getattr(module, func_name, None)
+        if not callable(func):
+            raise _RuntimeFailure(
+                "Runtime.HandlerNotFound",
+                f"Handler '{func_name}' missing on module '{module_name}'",
+            )
+        return func  # type: ignore[no-any-return]
+
+    def invoke(
+        self,
+        request: dict[str, Any],
+        log: io.StringIO,
+        announce: Callable[[], None],
+    ) -> dict[str, Any]:
+        """Run one request, importing the handler first on a cold start.
+
+        ``announce`` is called once the handler is loaded, when the function's
+        own timeout starts to run (a cold start's imports have their own).
+        """
+        started = time.monotonic()
+        request_id = str(request["request_id"])
+        reply: dict[str, Any] = {"request_id": request_id}
+        now = datetime.fromisoformat(str(request["now"]))
+
+        with self.time_machine.travel(now, tick=True), _captured(log, request_id):
+            try:
+                if self.handler is None:
+                    self.handler = self.load_handler()
+                    reply["init_ms"] = (time.monotonic() - started) * 1000
+                announce()
+                started = time.monotonic()
+                context = LambdaContext(request, started)
+                result = self.handler(request["event"], context)
+                reply["payload"] = _marshal(result, request_id)
+            except _RuntimeFailure as failure:
+                reply["error"] = failure.body(request_id)
+                reply["init_failed"] = self.handler is None
+                print(f"[ERROR] {failure.error_type}: {failure.message}")
+            except Exception as error:  # noqa: BLE001 - the handler's own error
+                reply["error"] = _error_body(error, request_id)
+                print(f"[ERROR] {type(error).__name__}: {error}")
+                print(traceback.format_exc().rstrip())
+
+        reply["duration_ms"] = (time.monotonic() - started) * 1000
+        reply["max_memory_mb"] = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        )
+        return reply
+
+
+class _RuntimeFailure(Exception):
+    """A failure of the runtime itself (bad handler, unmarshallable result)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        return {
+            "errorMessage": self.message,
+            "errorType": self.error_type,
+            "requestId": request_id,
+            "stackTrace": [],
+        }
+
+
+def _marshal(result: Any, request_id: str) -> str:
+    try:
+        return json.dumps(result)
+    except (TypeError, ValueError) as error:
+        raise _RuntimeFailure(
+            "Runtime.MarshalError", f"Unable to marshal response: {error}"
+        ) from error
+
+
+def _error_body(error: BaseException, request_id: str) -> dict[str, Any]:
+    frames = traceback.extract_tb(error.__traceback__)
+    # The worker's own frame is not the user's code; Lambda shows only theirs.
+    user_frames = [f for f in frames if not f.filename.endswith("lambda_worker.py")]
+    return {
+        "errorMessage": str(error),
+        "errorType": type(error).__name__,
+        "requestId": request_id,
+        "stackTrace": traceback.format_list(user_frames),
+    }
+
+
+@contextlib.contextmanager
+def _captured(log: io.StringIO, request_id: str) -> Iterator[None]:
+    """Send prints and root-logger records into ``log`` while inside."""
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(_LogFormatter(request_id))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = log
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        root.removeHandler(handler)
+
+
+def _protocol_channels() -> tuple[TextIO, TextIO]:
+    """Take stdin and stdout for the protocol; give the handler harmless ones.
+
+    File descriptor 0 becomes ``/dev/null`` and 1 becomes the worker's error
+    log, so a handler, a subprocess or a C library that reads or writes them
+    directly cannot corrupt the conversation with the local cloud.
+    """
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    return requests, replies
+
+
+def _forget_labkit() -> None:
+    for name in [n for n in sys.modules if n == "labkit" or n.startswith("labkit.")]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, _NoLabkit())
+
+
+def _send(replies: TextIO, line: str) -> None:
+    replies.write(line + "\n")
+    replies.flush()
+
+
+def main() -> int:
+    """Serve requests until the local cloud closes stdin; return the status."""
+    requests, replies = _protocol_channels()
+    _forget_labkit()
+    task_root = os.environ["LAMBDA_TASK_ROOT"]
+    # Started by file path, sys.path[0] is this package's folder: its sibling
+    # modules must not be importable as top-level names by a handler.
+    sys.path[0] = task_root
+    os.chdir(task_root)
+    worker = _Worker(_import_time_machine())
+
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        log = io.StringIO()
+        marker = json.dumps({"request_id": request["request_id"], "phase": "running"})
+        reply = worker.invoke(request, log, functools.partial(_send, replies, marker))
+        reply["log"] = log.getvalue()
+        _send(replies, json.dumps(reply))
+        if reply.get("init_failed"):
+            return 1
+    return 0
+
+
+# The local cloud's side of the protocol. It imports nothing from labkit so
+# that the worker, which runs this same file, stays free of it.
+
+# What a worker may import besides the standard library and the function's
+# code: the SDK, as Lambda's Python runtime provides it, and time-machine.
+WORKER_LIBRARIES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "six",
+    "urllib3",
+    "time_machine",
+    "_time_machine",
+)
+
+
+def library_dirs() -> list[str]:
+    """The folders holding the worker's libraries, for its ``PYTHONPATH``."""
+    found: set[str] = set()
+    for name in WORKER_LIBRARIES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin)
+        package = spec.submodule_search_locations is not None
+        found.add(str(origin.parent.parent if package else origin.parent))
+    return sorted(found)
+
+
+class WorkerProcess:
+    """The local cloud's handle on one worker process and its replies.
+
+    Attributes:
+        proc: the process.
+        lock: held by the one invocation the worker is serving.
+        log_stream: the CloudWatch Logs stream of this execution environment.
+        expires: when the role credentials in its environment expire.
+    """
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lock = threading.Lock()
+        self.log_stream = ""
+        self.expires = datetime.max.replace(tzinfo=UTC)
+        self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        reader = threading.Thread(target=self._read, name=f"lambda-{proc.pid}")
+        reader.daemon = True
+        reader.start()
+
+    @classmethod
+    def start(
+        cls, task_root: Path, env: dict[str, str], log_path: Path
+    ) -> WorkerProcess:
+        """Start a worker in ``task_root`` with exactly ``env`` as environment.
+
+        Its standard error (crashes of the worker itself) goes to ``log_path``.
+        """
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as worker_log:
+            proc = subprocess.Popen(
+                # -S: no site-packages scan (a third of the start-up time); the
+                # worker's few libraries come from PYTHONPATH instead.
+                [sys.executable, "-S", str(Path(__file__))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=worker_log,
+                cwd=task_root,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                start_new_session=True,
+            )
+        return cls(proc)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.replies.put(json.loads(line))
+        self.replies.put(None)
+
+    def alive(self) -> bool:
+        """Return True while the process runs."""
+        return self.proc.poll() is None
+
+    def request(
+        self, message: dict[str, Any], init_s: float, run_s: float
+    ) -> dict[str, Any] | None:
+        """Send one request; return the reply, or None if the worker died.
+
+        Raises:
+            TimeoutError: the handler was not loaded within ``init_s`` seconds
+                or did not return within ``run_s`` seconds of starting.
+        """
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            # A closed pipe (the worker died) or a closed file (it was retired).
+            return None
+        try:
+            reply = self.replies.get(timeout=init_s)
+            if reply is not None and reply.get("phase") == "running":
+                reply = self.replies.get(timeout=run_s)
+        except queue.Empty:
+            raise TimeoutError(run_s) from None
+        return reply
+
+    def kill(self) -> None:
+        """End the process at once (a handler past its timeout)."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        """Close its input so it ends; kill it if it has not within a second."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                logger.debug("worker %s had already closed", self.proc.pid)
+        try:
+            self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The local cloud process: starting, finding, checking and stopping it.
+
+One process on 127.0.0.1 serves every notebook and the ``aws`` CLI, like a
+region of AWS shared by all of them. Its state lives as long as the process.
+It writes only to its own log file in the lab's home folder (never to the
+terminal or pipe that started it) and stops by itself after hours of idleness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError, LocalCloudError, PortInUseError
+from labkit.local import control, settings
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "local-cloud.json"
+LOG_FILE = "local-cloud.log"
+START_TIMEOUT_S = 60.0
+IDLE_STOP_S = 4 * 3600.0
+
+
+def ensure_running(*, port: int | None = None) -> str:
+    """Return the endpoint of the running local cloud, starting it if needed.
+
+    Args:
+        port: the port to use; ``$LABKIT_PORT`` or 4599 when omitted.
+
+    Raises:
+        PortInUseError: the port is held by another program.
+        LocalCloudError: a recorded process does not answer, or it did not
+            start in time.
+    """
+    wanted = _port(port)
+    state = _read_state()
+    if state is not None:
+        url = _url(state["port"])
+        if _pid_alive(state["pid"]):
+            if _answers(url):
+                if port is not None and state["port"] != wanted:
+                    message = (
+                        f"the local cloud already runs on port {state['port']}, "
+                        f"not {wanted}; run `labkit local down` to restart it "
+                        f"on another port"
+                    )
+                    raise ConfigError(message)
+                return url
+            message = (
+                f"a local cloud process (pid {state['pid']}) is recorded in "
+                f"{_state_path()} but does not answer on port {state['port']}; "
+                "run `labkit local down` to end it, then try again"
+            )
+            raise LocalCloudError(message)
+        logger.warning("removing stale local cloud record (pid %s)", state["pid"])
+        _state_path().unlink(missing_ok=True)
+
+    if not _port_free(wanted):
+        message = (
+            f"port {wanted} on 127.0.0.1 is taken by another program; choose "
+            "another with LABKIT_PORT=<port> or `labkit local up --port <port>`"
+        )
+        raise PortInUseError(message)
+    return _start(wanted)
+
+
+def stop() -> bool:
+    """Stop the local cloud if it runs; return whether one was stopped."""
+    state = _read_state()
+    if state is None:
+        return False
+    pid = state["pid"]
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    _state_path().unlink(missing_ok=True)
+    logger.info("stopped the local cloud (pid %s)", pid)
+    return True
+
+
+def status() -> dict[str, Any]:
+    """Describe the local cloud: running or not, pid, port, lab time, log."""
+    state = _read_state()
+    info: dict[str, Any] = {"running": False, "log": str(_log_path())}
+    if state is None or not _pid_alive(state["pid"]):
+        return info
+    info.update(pid=state["pid"], port=state["port"], endpoint=_url(state["port"]))
+    with contextlib.suppress(LocalCloudError):
+        info.update(control.request(_url(state["port"]), "status", timeout=5))
+        info["running"] = True
+    return info
+
+
+def _start(port: int) -> str:
+    log = _log_path().open("ab")
+    command = [sys.executable, "-m", "labkit.local.server", "--port", str(port)]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        close_fds=True,
+    )
+    log.close()
+    url = _url(port)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            message = (
+                f"the local cloud exited at start (code {process.returncode}); "
+                f"see its log at {_log_path()}"
+            )
+            raise LocalCloudError(message)
+        if _answers(url):
+            logger.info("local cloud started on %s (pid %s)", url, process.pid)
+            return url
+        time.sleep(0.1)
+    process.kill()
+    message = f"the local cloud did not answer within {START_TIMEOUT_S:.0f} s"
+    raise LocalCloudError(f"{message}; see its log at {_log_path()}")
+
+
+def _port(port: int | None) -> int:
+    raw = port if port is not None else os.environ.get("LABKIT_PORT")
+    if raw is None:
+        return settings.DEFAULT_PORT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 1024 <= value <= 65535:
+        message = f"port must be a number from 1024 to 65535 (got {raw!r})"
+        raise ConfigError(message)
+    return value
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def _state_path() -> Path:
+    return settings.lab_home() / STATE_FILE
+
+
+def _log_path() -> Path:
+    return settings.lab_home() / LOG_FILE
+
+
+def _read_state() -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(_state_path().read_text()))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A process that has exited but not been reaped by its parent (the kernel
+    # or shell that started it) is a zombie: gone for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _answers(url: str) -> bool:
+    try:
+        control.request(url, "status", timeout=2)
+    except LocalCloudError:
+        return False
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the local cloud in this process until it is told to stop."""
+    parser = argparse.ArgumentParser(prog="labkit.local.server")
+    parser.add_argument("--port", type=int, default=settings.DEFAULT_PORT)
+    parser.add_argument("--start", help="lab clock start, ISO 8601 (default: now)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    from labkit.local import app
+
+    start = datetime.fromisoformat(args.start) if args.start else None
+    cloud = app.LocalCloud(port=args.port, start=start)
+    _state_path().write_text(json.dumps({"pid": os.getpid(), "port": args.port}))
+    signal.signal(
+        signal.SIGTERM, lambda *_: threading.Thread(target=cloud.shutdown).start()
+    )
+    try:
+        cloud.serve_forever(idle_stop_s=IDLE_STOP_S)
+    finally:
+        state = _read_state()
+        if state is not None and state.get("pid") == os.getpid():
+            _state_path().unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

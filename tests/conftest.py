@@ -1,0 +1,74 @@
+"""Fixtures shared by the test suite.
+
+Every test runs behind a guard that refuses connections beyond loopback: the
+lab's addresses are simulated and nothing may dial them, nor real AWS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ConnectionRefusedError(f"test guard: no connection to {host!r} allowed")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse any connection that leaves the machine."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep the user's own AWS settings out of every test."""
+    empty = tmp_path / "aws-empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start the real local cloud process once for the session; stop it after."""
+    from labkit.local import server
+
+    home = os.environ.get("LABKIT_HOME") or str(tmp_path_factory.mktemp("labkit-home"))
+    os.environ["LABKIT_HOME"] = home
+    if not os.environ.get("LABKIT_PORT"):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            os.environ["LABKIT_PORT"] = str(probe.getsockname()[1])
+    url = server.ensure_running()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def fresh_cloud(local_cloud: str) -> str:
+    """The local cloud, reset to empty before the test."""
+    request = urllib.request.Request(f"{local_cloud}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+    return local_cloud

@@ -1,0 +1,488 @@
+"""AWS-mode paths checked against botocore's service models with Stubber.
+
+No AWS account is reachable from CI, so each call labkit makes in aws mode is
+stubbed: Stubber rejects parameters and responses that do not fit the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from labkit import stack, threatlist
+from labkit.errors import NotDeployedError, StackError, WaitTimeoutError
+from labkit.guardduty import activate_threat_list, enable_guardduty
+from labkit.lab import Lab
+
+ACCOUNT = "111122223333"
+REGION = "eu-west-2"
+BUCKET = f"labkit-artifacts-{ACCOUNT}-{REGION}"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/Security-Workshop/1"
+WHEN = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  DetectorId: {Type: String}
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+  Queue:
+    Type: AWS::SQS::Queue
+  Subscription:
+    Type: AWS::SNS::Subscription
+    Properties:
+      TopicArn: !Ref Topic
+      Endpoint: !GetAtt Queue.Arn
+      Protocol: sqs
+Outputs:
+  InboxQueueUrl:
+    Value: !Sub "${Queue}"
+"""
+OUTPUTS = [{"OutputKey": "InboxQueueUrl", "OutputValue": "https://sqs/inbox"}]
+
+
+@pytest.fixture
+def lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Lab:
+    """An aws-mode lab with a small template and two small handlers."""
+    template = tmp_path / "security-workshop.yaml"
+    template.write_text(TEMPLATE)
+    handlers = tmp_path / "remediation"
+    handlers.mkdir()
+    (handlers / "isolate_instance.py").write_text("def handler(e, c):\n    return 1\n")
+    (handlers / "revoke_sessions.py").write_text("def handler(e, c):\n    return 2\n")
+    monkeypatch.setattr(stack, "TEMPLATE_PATH", template)
+    monkeypatch.setattr(stack, "REMEDIATION_DIR", handlers)
+    monkeypatch.setattr(stack, "_sleep", lambda seconds: None)
+    session = boto3.Session(
+        aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
+        aws_secret_access_key="example",
+        region_name=REGION,
+    )
+    return Lab("aws", session=session)
+
+
+def _stubbers(lab: Lab, *services: str) -> dict[str, Stubber]:
+    return {name: Stubber(lab.client(name)) for name in services}
+
+
+def _code_keys(lab: Lab) -> dict[str, str]:
+    keys = {}
+    for parameter, name in stack.HANDLERS.items():
+        digest = hashlib.sha256(stack.zip_handler(stack.REMEDIATION_DIR / name))
+        keys[parameter] = f"remediation/{Path(name).stem}/{digest.hexdigest()}.zip"
+    return keys
+
+
+def _stack(status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "Stacks": [
+            {
+                "StackId": STACK_ID,
+                "StackName": "Security-Workshop",
+                "CreationTime": WHEN,
+                "StackStatus": status,
+                **extra,
+            }
+        ]
+    }
+
+
+def _event(n: int, logical: str, status: str, reason: str = "") -> dict[str, Any]:
+    kind = "AWS::CloudFormation::Stack" if logical == "Security-Workshop" else "X"
+    event = {
+        "StackId": STACK_ID,
+        "EventId": f"e{n}",
+        "StackName": "Security-Workshop",
+        "LogicalResourceId": logical,
+        "ResourceType": kind,
+        "ResourceStatus": status,
+        "Timestamp": WHEN,
+    }
+    if reason:
+        event["ResourceStatusReason"] = reason
+    return event
+
+
+def _missing(stubber: Stubber, operation: str) -> None:
+    stubber.add_client_error(
+        operation,
+        service_error_code="ValidationError",
+        service_message="Stack with id Security-Workshop does not exist",
+        http_status_code=400,
+    )
+
+
+def _stub_packaging(stubs: dict[str, Stubber], lab: Lab, *, exists: bool) -> None:
+    stubs["sts"].add_response(
+        "get_caller_identity", {"Account": ACCOUNT, "Arn": "arn:aws:iam::x:user/a"}
+    )
+    s3 = stubs["s3"]
+    if exists:
+        s3.add_response("head_bucket", {}, {"Bucket": BUCKET})
+    else:
+        s3.add_client_error("head_bucket", "404", http_status_code=404)
+        s3.add_response(
+            "create_bucket",
+            {"Location": f"/{BUCKET}"},
+            {
+                "Bucket": BUCKET,
+                "CreateBucketConfiguration": {"LocationConstraint": REGION},
+            },
+        )
+    for key in _code_keys(lab).values():
+        if exists:
+            s3.add_response("head_object", {}, {"Bucket": BUCKET, "Key": key})
+            continue
+        s3.add_client_error("head_object", "404", http_status_code=404)
+        s3.add_response(
+            "put_object",
+            {"ETag": '"x"'},
+            {
+                "Bucket": BUCKET,
+                "Key": key,
+                "Body": ANY,
+                "ContentType": "application/zip",
+            },
+        )
+
+
+def _stub_create(stubs: dict[str, Stubber], lab: Lab) -> None:
+    _stub_packaging(stubs, lab, exists=False)
+    cfn = stubs["cloudformation"]
+    _missing(cfn, "describe_stacks")
+    parameters = [{"ParameterKey": "DetectorId", "ParameterValue": "det1"}]
+    parameters.append({"ParameterKey": "ArtifactBucket", "ParameterValue": BUCKET})
+    parameters += [
+        {"ParameterKey": k, "ParameterValue": v} for k, v in _code_keys(lab).items()
+    ]
+    parameters.append({"ParameterKey": "EmailAddress", "ParameterValue": "a@b.test"})
+    cfn.add_response(
+        "create_stack",
+        {"StackId": STACK_ID},
+        {
+            "StackName": "Security-Workshop",
+            "TemplateBody": TEMPLATE,
+            "Parameters": parameters,
+            "Capabilities": ["CAPABILITY_NAMED_IAM"],
+            "Tags": [{"Key": "labkit", "Value": "security-workshop"}],
+        },
+    )
+    first = [
+        _event(2, "Topic", "CREATE_COMPLETE"),
+        _event(1, "Topic", "CREATE_IN_PROGRESS"),
+        _event(0, "Security-Workshop", "CREATE_IN_PROGRESS"),
+    ]
+    cfn.add_response("describe_stacks", _stack("CREATE_IN_PROGRESS"))
+    cfn.add_response("describe_stack_events", {"StackEvents": first})
+    done = [
+        _event(5, "Security-Workshop", "CREATE_COMPLETE"),
+        _event(4, "Subscription", "CREATE_COMPLETE"),
+        _event(3, "Queue", "CREATE_COMPLETE"),
+    ]
+    cfn.add_response("describe_stacks", _stack("CREATE_COMPLETE", Outputs=OUTPUTS))
+    cfn.add_response("describe_stack_events", {"StackEvents": done + first})
+
+
+def test_enable_guardduty_reuses_existing_detector(lab: Lab) -> None:
+    """An existing detector is reused, not re-created nor changed."""
+    stubs = _stubbers(lab, "guardduty")
+    stubs["guardduty"].add_response("list_detectors", {"DetectorIds": ["det1"]})
+    stubs["guardduty"].add_response(
+        "get_detector",
+        {"ServiceRole": "arn:aws:iam::x:role/gd", "Status": "ENABLED", "Tags": {}},
+        {"DetectorId": "det1"},
+    )
+    with stubs["guardduty"]:
+        assert enable_guardduty(lab) == ("det1", False)
+    stubs["guardduty"].assert_no_pending_responses()
+
+
+def test_enable_guardduty_warns_on_disabled_detector(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A disabled detector is reported with a warning and left disabled."""
+    stubs = _stubbers(lab, "guardduty")
+    stubs["guardduty"].add_response("list_detectors", {"DetectorIds": ["det1"]})
+    stubs["guardduty"].add_response(
+        "get_detector",
+        {"ServiceRole": "r", "Status": "DISABLED"},
+        {"DetectorId": "det1"},
+    )
+    with stubs["guardduty"], caplog.at_level(logging.WARNING, "labkit.guardduty"):
+        assert enable_guardduty(lab) == ("det1", False)
+    assert "DISABLED" in caplog.text and "det1" in caplog.text
+
+
+def test_enable_guardduty_creates_tagged_detector(lab: Lab) -> None:
+    """With no detector, one is created, enabled and tagged labkit=created."""
+    stubs = _stubbers(lab, "guardduty")
+    stubs["guardduty"].add_response("list_detectors", {"DetectorIds": []})
+    stubs["guardduty"].add_response(
+        "create_detector",
+        {"DetectorId": "new1"},
+        {
+            "Enable": True,
+            "FindingPublishingFrequency": "FIFTEEN_MINUTES",
+            "Tags": {"labkit": "created"},
+        },
+    )
+    with stubs["guardduty"]:
+        assert enable_guardduty(lab) == ("new1", True)
+    stubs["guardduty"].assert_no_pending_responses()
+
+
+def test_activate_threat_list_uploads_the_malicious_ip(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The threat list holds the malicious EIP and goes on the region's detector."""
+    calls: list[dict[str, Any]] = []
+
+    def upload(s3: Any, guardduty: Any, **kwargs: Any) -> str:
+        calls.append(kwargs)
+        return "set1"
+
+    monkeypatch.setattr(threatlist, "upload_threat_list", upload)
+    stubs = _stubbers(lab, "guardduty")
+    stubs["guardduty"].add_response("list_detectors", {"DetectorIds": ["det1"]})
+    outputs = {"MaliciousIp": "198.51.100.7", "ThreatListBucket": "tl-bucket"}
+    with stubs["guardduty"]:
+        assert activate_threat_list(lab, outputs) == "set1"
+    assert calls == [
+        {
+            "detector_id": "det1",
+            "bucket": "tl-bucket",
+            "key": "threatlist/example-threat-list.txt",
+            "addresses": ["198.51.100.7"],
+            "name": "Example-Threat-List",
+        }
+    ]
+
+
+def test_activate_threat_list_without_outputs_raises_not_deployed(lab: Lab) -> None:
+    """Missing stack outputs point the student to deploying first."""
+    with pytest.raises(NotDeployedError, match="MaliciousIp.*deploy_stack"):
+        activate_threat_list(lab, {"ThreatListBucket": "b"})
+
+
+def test_deploy_stack_creates_and_returns_outputs(lab: Lab) -> None:
+    """A missing stack is created with IAM capability, code keys and tag."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    _stub_create(stubs, lab)
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"]:
+        outputs = stack.deploy_stack(
+            lab, detector_id="det1", email="a@b.test", progress=False
+        )
+    assert outputs == {"InboxQueueUrl": "https://sqs/inbox"}
+    for stubber in stubs.values():
+        stubber.assert_no_pending_responses()
+
+
+def test_deploy_stack_without_progress_prints_nothing(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """progress=False shows no bar: nothing on stdout or stderr."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    _stub_create(stubs, lab)
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"]:
+        stack.deploy_stack(lab, detector_id="det1", email="a@b.test", progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_deploy_stack_with_progress_shows_bar(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """progress=True draws a bar that ends at every template resource."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    _stub_create(stubs, lab)
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"]:
+        stack.deploy_stack(lab, detector_id="det1", email="a@b.test")
+    err = capsys.readouterr().err
+    assert "Security-Workshop" in err
+    assert "3/3" in err
+
+
+def test_deploy_stack_reuses_identical_stack(lab: Lab) -> None:
+    """A complete stack with the same template and parameters is not touched."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    _stub_packaging(stubs, lab, exists=True)
+    params = {"DetectorId": "det1", "ArtifactBucket": BUCKET, **_code_keys(lab)}
+    deployed = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+    deployed.append({"ParameterKey": "EmailAddress", "ParameterValue": ""})
+    cfn = stubs["cloudformation"]
+    cfn.add_response(
+        "describe_stacks",
+        _stack("CREATE_COMPLETE", Parameters=deployed, Outputs=OUTPUTS),
+        {"StackName": "Security-Workshop"},
+    )
+    cfn.add_response(
+        "get_template",
+        {"TemplateBody": TEMPLATE},
+        {"StackName": STACK_ID, "TemplateStage": "Original"},
+    )
+    with stubs["sts"], stubs["s3"], cfn:
+        outputs = stack.deploy_stack(lab, detector_id="det1", progress=False)
+    assert outputs == {"InboxQueueUrl": "https://sqs/inbox"}
+    cfn.assert_no_pending_responses()
+
+
+def test_deploy_stack_in_failed_state_raises_stack_error(lab: Lab) -> None:
+    """A rolled-back stack is refused, before any upload, with reason and next step."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    cfn = stubs["cloudformation"]
+    cfn.add_response("describe_stacks", _stack("ROLLBACK_COMPLETE"))
+    events = [
+        _event(4, "Security-Workshop", "ROLLBACK_COMPLETE"),
+        _event(3, "Queue", "CREATE_FAILED", "Resource creation cancelled"),
+        _event(2, "Topic", "CREATE_FAILED", "Topic limit exceeded"),
+        _event(1, "Topic", "CREATE_IN_PROGRESS"),
+        _event(0, "Security-Workshop", "CREATE_IN_PROGRESS"),
+    ]
+    cfn.add_response("describe_stack_events", {"StackEvents": events})
+    with stubs["sts"], stubs["s3"], cfn, pytest.raises(StackError) as caught:
+        stack.deploy_stack(lab, detector_id="det1", progress=False)
+    message = str(caught.value)
+    assert "ROLLBACK_COMPLETE" in message
+    assert "Topic limit exceeded" in message
+    assert "labkit.delete_stack(lab)" in message
+    assert isinstance(caught.value, RuntimeError)
+    for stubber in stubs.values():
+        stubber.assert_no_pending_responses()
+
+
+def test_deploy_stack_failure_names_first_failed_resource(lab: Lab) -> None:
+    """A create that rolls back raises StackError with the first failure."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    _stub_packaging(stubs, lab, exists=True)
+    cfn = stubs["cloudformation"]
+    _missing(cfn, "describe_stacks")
+    cfn.add_response("create_stack", {"StackId": STACK_ID})
+    cfn.add_response("describe_stacks", _stack("ROLLBACK_COMPLETE"))
+    events = [
+        _event(3, "Queue", "CREATE_FAILED", "Resource creation cancelled"),
+        _event(2, "Topic", "CREATE_FAILED", "Invalid parameter: Name"),
+        _event(0, "Security-Workshop", "CREATE_IN_PROGRESS"),
+    ]
+    cfn.add_response("describe_stack_events", {"StackEvents": events})
+    with stubs["sts"], stubs["s3"], cfn, pytest.raises(StackError) as caught:
+        stack.deploy_stack(lab, detector_id="det1", progress=False)
+    assert "Topic" in str(caught.value) and "Invalid parameter: Name" in str(
+        caught.value
+    )
+
+
+def test_deploy_stack_times_out(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stack still in progress at the timeout raises WaitTimeoutError."""
+    ticks = iter([0.0, 0.0, 120.0])
+    monkeypatch.setattr(stack, "_clock", lambda: next(ticks))
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    _stub_packaging(stubs, lab, exists=True)
+    cfn = stubs["cloudformation"]
+    _missing(cfn, "describe_stacks")
+    cfn.add_response("create_stack", {"StackId": STACK_ID})
+    started = [_event(0, "Security-Workshop", "CREATE_IN_PROGRESS")]
+    for _ in range(2):
+        cfn.add_response("describe_stacks", _stack("CREATE_IN_PROGRESS"))
+        cfn.add_response("describe_stack_events", {"StackEvents": started})
+    with stubs["sts"], stubs["s3"], cfn, pytest.raises(WaitTimeoutError):
+        stack.deploy_stack(lab, detector_id="det1", progress=False, timeout_minutes=1)
+
+
+def test_delete_stack_missing_is_a_no_op(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting a stack that does not exist does nothing and says so."""
+    stubs = _stubbers(lab, "cloudformation")
+    _missing(stubs["cloudformation"], "describe_stacks")
+    with stubs["cloudformation"], caplog.at_level(logging.INFO, "labkit.stack"):
+        stack.delete_stack(lab, progress=False)
+    stubs["cloudformation"].assert_no_pending_responses()
+    assert "nothing to delete" in caplog.text
+
+
+def test_delete_stack_failed_names_buckets(lab: Lab) -> None:
+    """DELETE_FAILED raises StackError with the reason and the bucket hint."""
+    cfn = _stubbers(lab, "cloudformation")["cloudformation"]
+    cfn.add_response("describe_stacks", _stack("CREATE_COMPLETE"))
+    summary = {
+        "LogicalResourceId": "Bucket",
+        "ResourceType": "AWS::S3::Bucket",
+        "LastUpdatedTimestamp": WHEN,
+        "ResourceStatus": "CREATE_COMPLETE",
+    }
+    cfn.add_response("list_stack_resources", {"StackResourceSummaries": [summary]})
+    old = [_event(1, "Security-Workshop", "CREATE_COMPLETE")]
+    cfn.add_response("describe_stack_events", {"StackEvents": old})
+    cfn.add_response("delete_stack", {}, {"StackName": STACK_ID})
+    cfn.add_response("describe_stacks", _stack("DELETE_FAILED"))
+    events = [
+        _event(
+            3, "Bucket", "DELETE_FAILED", "The bucket you tried to delete is not empty"
+        ),
+        _event(2, "Security-Workshop", "DELETE_IN_PROGRESS"),
+    ]
+    cfn.add_response("describe_stack_events", {"StackEvents": events + old})
+    with cfn, pytest.raises(StackError) as caught:
+        stack.delete_stack(lab, progress=False)
+    message = str(caught.value)
+    assert "DELETE_FAILED" in message and "is not empty" in message
+    assert "empty the lab's buckets" in message
+
+
+def test_delete_stack_waits_until_gone(lab: Lab) -> None:
+    """A stack that vanishes from DescribeStacks counts as deleted."""
+    cfn = _stubbers(lab, "cloudformation")["cloudformation"]
+    cfn.add_response("describe_stacks", _stack("CREATE_COMPLETE"))
+    cfn.add_response("list_stack_resources", {"StackResourceSummaries": []})
+    cfn.add_response("describe_stack_events", {"StackEvents": []})
+    cfn.add_response("delete_stack", {}, {"StackName": STACK_ID})
+    _missing(cfn, "describe_stacks")
+    with cfn:
+        stack.delete_stack(lab, progress=False)
+    cfn.assert_no_pending_responses()
+
+
+def test_stack_outputs_missing_raises_not_deployed(lab: Lab) -> None:
+    """Outputs of a stack that does not exist point to deploy_stack."""
+    cfn = _stubbers(lab, "cloudformation")["cloudformation"]
+    _missing(cfn, "describe_stacks")
+    with cfn, pytest.raises(NotDeployedError, match="deploy_stack"):
+        stack.stack_outputs(lab)
+
+
+def test_stack_resources_frame_has_named_columns(lab: Lab) -> None:
+    """ListStackResources becomes one row per resource with four columns."""
+    cfn = _stubbers(lab, "cloudformation")["cloudformation"]
+    summaries = [
+        {
+            "LogicalResourceId": "Queue",
+            "PhysicalResourceId": "https://sqs/inbox",
+            "ResourceType": "AWS::SQS::Queue",
+            "LastUpdatedTimestamp": WHEN,
+            "ResourceStatus": "CREATE_COMPLETE",
+        },
+        {
+            "LogicalResourceId": "Topic",
+            "ResourceType": "AWS::SNS::Topic",
+            "LastUpdatedTimestamp": WHEN,
+            "ResourceStatus": "CREATE_IN_PROGRESS",
+        },
+    ]
+    cfn.add_response(
+        "list_stack_resources",
+        {"StackResourceSummaries": summaries},
+        {"StackName": "Security-Workshop"},
+    )
+    with cfn:
+        frame = stack.stack_resources(lab)
+    assert list(frame.columns) == ["logical_id", "type", "physical_id", "status"]
+    assert frame["logical_id"].tolist() == ["Queue", "Topic"]
+    assert frame.loc[0, "physical_id"] == "https://sqs/inbox"
+    assert frame.loc[1, "status"] == "CREATE_IN_PROGRESS"

@@ -1,0 +1,122 @@
+"""Tests of labkit.stack: packaging the Lambda code and reading the template."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from labkit import stack
+from labkit.errors import ConfigError
+from labkit.lab import Lab
+from labkit.local import settings
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A plain moto server on a free loopback port."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{server._server.server_port}"
+    server.stop()
+
+
+@pytest.fixture
+def lab(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Lab:
+    """A local-mode lab aimed at an emptied moto server, with small handlers."""
+    reset = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    handlers = tmp_path / "remediation"
+    handlers.mkdir()
+    (handlers / "isolate_instance.py").write_text("def handler(e, c):\n    return 1\n")
+    (handlers / "revoke_sessions.py").write_text("def handler(e, c):\n    return 2\n")
+    monkeypatch.setattr(stack, "REMEDIATION_DIR", handlers)
+    return Lab("local", endpoint_url=moto_url)
+
+
+def test_template_path_points_into_the_repository() -> None:
+    """TEMPLATE_PATH is cfn/security-workshop.yaml beside the labkit package."""
+    package = Path(stack.__file__).resolve().parent
+    assert stack.TEMPLATE_PATH == package.parent / "cfn" / "security-workshop.yaml"
+
+
+def test_zip_handler_is_byte_identical_across_runs(tmp_path: Path) -> None:
+    """The same code zips to the same bytes, whatever the file's mtime."""
+    source = tmp_path / "isolate_instance.py"
+    source.write_text("def handler(event, context):\n    return None\n")
+    first = stack.zip_handler(source)
+    os.utime(source, (1_900_000_000, 1_900_000_000))
+    second = stack.zip_handler(source)
+    assert first == second
+
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        assert archive.namelist() == ["isolate_instance.py"]
+        assert archive.read("isolate_instance.py") == source.read_bytes()
+
+
+def test_zip_handler_changes_with_the_code(tmp_path: Path) -> None:
+    """Different code gives a different archive (and so a new key)."""
+    source = tmp_path / "revoke_sessions.py"
+    source.write_text("A = 1\n")
+    before = stack.zip_handler(source)
+    source.write_text("A = 2\n")
+    assert stack.zip_handler(source) != before
+
+
+def test_package_remediation_uploads_keyed_by_sha256(lab: Lab) -> None:
+    """The bucket is made in the lab's region and keys carry each zip's hash."""
+    keys = stack.package_remediation(lab)
+
+    bucket = f"labkit-artifacts-{settings.LOCAL_ACCOUNT_ID}-eu-west-2"
+    assert keys["ArtifactBucket"] == bucket
+    s3 = lab.client("s3")
+    location = s3.get_bucket_location(Bucket=bucket)["LocationConstraint"]
+    assert location == "eu-west-2"
+    for parameter, name in stack.HANDLERS.items():
+        body = s3.get_object(Bucket=bucket, Key=keys[parameter])["Body"].read()
+        assert body == stack.zip_handler(stack.REMEDIATION_DIR / name)
+        assert hashlib.sha256(body).hexdigest() in keys[parameter]
+
+
+def test_package_remediation_twice_uploads_nothing_new(lab: Lab) -> None:
+    """Packaging unchanged code again gives the same keys and no new objects."""
+    first = stack.package_remediation(lab)
+    second = stack.package_remediation(lab)
+    assert first == second
+    listed = lab.client("s3").list_objects_v2(Bucket=first["ArtifactBucket"])
+    assert listed["KeyCount"] == 2
+
+
+def test_read_template_counts_resources_with_short_tags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Resources are counted in a template that uses !Ref, !Sub and !GetAtt."""
+    template = tmp_path / "t.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  A: {Type: AWS::SNS::Topic}\n"
+        "  B:\n    Type: AWS::SQS::Queue\n    Properties:\n"
+        "      QueueName: !Sub '${AWS::StackName}-q'\n"
+        "  C:\n    Type: AWS::SNS::Subscription\n    Properties:\n"
+        "      TopicArn: !Ref A\n      Endpoint: !GetAtt [B, Arn]\n"
+    )
+    monkeypatch.setattr(stack, "TEMPLATE_PATH", template)
+    body, total = stack._read_template()
+    assert body == template.read_text()
+    assert total == 3
+
+
+def test_read_template_missing_raises_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A missing template is named, with how to install labkit properly."""
+    monkeypatch.setattr(stack, "TEMPLATE_PATH", tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="absent.yaml.*pip install -e"):
+        stack._read_template()

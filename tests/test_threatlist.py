@@ -1,0 +1,321 @@
+"""Tests for labkit.threatlist: GuardDuty TXT threat lists."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from labkit.errors import ThreatListError
+from labkit.threatlist import format_threat_list, parse_threat_list, upload_threat_list
+
+DATA = Path(__file__).parent / "data" / "threat_lists" / "txt"
+DETECTOR = "12abc34d567e8fa901bc2d34e56789f0"
+BUCKET = "lab-threat-lists"
+KEY = "threatlist/lab.txt"
+LOCATION = f"https://s3.amazonaws.com/{BUCKET}/{KEY}"
+
+
+def _clients() -> tuple[object, object]:
+    session = boto3.Session(
+        aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
+        aws_secret_access_key="fake-secret-for-stubber",
+        region_name="eu-west-2",
+    )
+    return session.client("s3"), session.client("guardduty")
+
+
+@pytest.mark.parametrize(("level", "expected"), [(5, 1413), (6, 318), (7, 70), (8, 23)])
+def test_parse_threat_list_ipsum_levels(level: int, expected: int) -> None:
+    """Each real ipsum level file parses to one /32 network per line."""
+    text = (DATA / "ipsum" / f"levels_{level}.txt").read_text()
+
+    networks = parse_threat_list(text)
+
+    assert len(networks) == expected
+    assert all(network.prefixlen == 32 for network in networks)
+    first = text.splitlines()[0].strip()
+    assert networks[0] == ipaddress.IPv4Network(first)
+
+
+def test_parse_threat_list_aws_docs_sample_with_cidr() -> None:
+    """The AWS docs sample list parses, its CIDR kept as a /8 range."""
+    text = (DATA / "awsdocs" / "guardduty_docs_sample_list.txt").read_text()
+
+    networks = parse_threat_list(text)
+
+    assert networks == [
+        ipaddress.IPv4Network("54.20.175.217/32"),
+        ipaddress.IPv4Network("205.0.0.0/8"),
+    ]
+
+
+def test_parse_threat_list_ipsum_with_counts_refused_naming_line() -> None:
+    """The ipsum feed with IP<TAB>count lines is refused at its first entry line."""
+    text = (DATA / "ipsum" / "ipsum_head300.txt").read_text()
+
+    with pytest.raises(ThreatListError) as caught:
+        parse_threat_list(text)
+
+    message = str(caught.value)
+    assert "line 8 " in message
+    assert repr("77.90.185.20\t10") in message
+    assert "CIDR" in message and "#" in message
+    assert isinstance(caught.value, ValueError)
+
+
+def test_parse_threat_list_comments_and_blank_lines_skipped() -> None:
+    """Comments, blank lines and surrounding spaces do not count as entries."""
+    text = "# lab list\n\n  198.51.100.7  \r\n#203.0.113.0/24\n203.0.113.0/24\n"
+
+    networks = parse_threat_list(text)
+
+    assert [str(network) for network in networks] == [
+        "198.51.100.7/32",
+        "203.0.113.0/24",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("10.0.0.1/8", "host bits set"),
+        ("1.2.3.4/33", "netmask"),
+        ("256.1.1.1", "256"),
+        ("2001:db8::1", "not a dotted IPv4"),
+        ("1.2.3.4/255.0.0.0", "not a dotted IPv4"),
+        ("198.51.100.7 # attacker", "not a dotted IPv4"),
+        ("evil.example.com", "not a dotted IPv4"),
+    ],
+)
+def test_parse_threat_list_bad_line_refused(line: str, reason: str) -> None:
+    """A line that is not an IPv4 address or CIDR is refused with its number."""
+    text = f"# header\n198.51.100.7\n{line}\n"
+
+    with pytest.raises(ThreatListError) as caught:
+        parse_threat_list(text)
+
+    message = str(caught.value)
+    assert message.startswith(f"line 3 of the threat list is {line!r}")
+    assert reason in message
+    assert "try again" in message
+
+
+def test_format_threat_list_round_trips() -> None:
+    """Formatted text has the comment header and parses back to the same entries."""
+    text = format_threat_list(
+        ["198.51.100.7", " 203.0.113.0/24", "192.0.2.1/32"], comment="lab\nsecond"
+    )
+
+    assert text == "# lab\n# second\n198.51.100.7\n203.0.113.0/24\n192.0.2.1\n"
+    assert [str(n) for n in parse_threat_list(text)] == [
+        "198.51.100.7/32",
+        "203.0.113.0/24",
+        "192.0.2.1/32",
+    ]
+
+
+def test_format_threat_list_bad_address_refused() -> None:
+    """An address carrying a newline is refused, naming its position."""
+    with pytest.raises(ThreatListError) as caught:
+        format_threat_list(["198.51.100.7", "1.2.3.4\n5.6.7.8"], comment="lab")
+
+    assert "address 2 " in str(caught.value)
+    assert repr("1.2.3.4\n5.6.7.8") in str(caught.value)
+
+
+def _expect_put(s3_stub: Stubber, body: bytes) -> None:
+    s3_stub.add_response(
+        "put_object",
+        {"ETag": '"etag"'},
+        {"Bucket": BUCKET, "Key": KEY, "Body": body, "ContentType": "text/plain"},
+    )
+
+
+def test_upload_threat_list_creates_set(caplog: pytest.LogCaptureFixture) -> None:
+    """With no set of that name, the list is put to S3 then a TXT set is created."""
+    s3, guardduty = _clients()
+    body = b"# lab-threats: uploaded by labkit\n198.51.100.7\n"
+    with Stubber(s3) as s3_stub, Stubber(guardduty) as gd_stub:
+        _expect_put(s3_stub, body)
+        gd_stub.add_response(
+            "list_threat_intel_sets",
+            {"ThreatIntelSetIds": ["other1"]},
+            {"DetectorId": DETECTOR},
+        )
+        gd_stub.add_response(
+            "get_threat_intel_set",
+            {
+                "Name": "someone-else",
+                "Format": "TXT",
+                "Location": "x",
+                "Status": "ACTIVE",
+            },
+            {"DetectorId": DETECTOR, "ThreatIntelSetId": "other1"},
+        )
+        gd_stub.add_response(
+            "create_threat_intel_set",
+            {"ThreatIntelSetId": "new1"},
+            {
+                "DetectorId": DETECTOR,
+                "Name": "lab-threats",
+                "Format": "TXT",
+                "Location": LOCATION,
+                "Activate": True,
+            },
+        )
+        with caplog.at_level(logging.INFO, logger="labkit.threatlist"):
+            set_id = upload_threat_list(
+                s3,
+                guardduty,
+                detector_id=DETECTOR,
+                bucket=BUCKET,
+                key=KEY,
+                addresses=["198.51.100.7"],
+                name="lab-threats",
+            )
+        s3_stub.assert_no_pending_responses()
+        gd_stub.assert_no_pending_responses()
+
+    assert set_id == "new1"
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 2
+    assert f"s3://{BUCKET}/{KEY}" in infos[0]
+    assert "created" in infos[1] and "new1" in infos[1]
+
+
+def test_upload_threat_list_reuses_set_of_same_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A set with that name on a later page is updated and activated, not duplicated."""
+    s3, guardduty = _clients()
+    body = b"# lab-threats: uploaded by labkit\n198.51.100.7\n203.0.113.0/24\n"
+    with Stubber(s3) as s3_stub, Stubber(guardduty) as gd_stub:
+        _expect_put(s3_stub, body)
+        gd_stub.add_response(
+            "list_threat_intel_sets",
+            {"ThreatIntelSetIds": ["other1"], "NextToken": "page2"},
+            {"DetectorId": DETECTOR},
+        )
+        gd_stub.add_response(
+            "get_threat_intel_set",
+            {
+                "Name": "someone-else",
+                "Format": "TXT",
+                "Location": "x",
+                "Status": "ACTIVE",
+            },
+            {"DetectorId": DETECTOR, "ThreatIntelSetId": "other1"},
+        )
+        gd_stub.add_response(
+            "list_threat_intel_sets",
+            {"ThreatIntelSetIds": ["old7"]},
+            {"DetectorId": DETECTOR, "NextToken": "page2"},
+        )
+        gd_stub.add_response(
+            "get_threat_intel_set",
+            {
+                "Name": "lab-threats",
+                "Format": "TXT",
+                "Location": "old",
+                "Status": "ERROR",
+            },
+            {"DetectorId": DETECTOR, "ThreatIntelSetId": "old7"},
+        )
+        gd_stub.add_response(
+            "update_threat_intel_set",
+            {},
+            {
+                "DetectorId": DETECTOR,
+                "ThreatIntelSetId": "old7",
+                "Location": LOCATION,
+                "Activate": True,
+            },
+        )
+        with caplog.at_level(logging.INFO, logger="labkit.threatlist"):
+            set_id = upload_threat_list(
+                s3,
+                guardduty,
+                detector_id=DETECTOR,
+                bucket=BUCKET,
+                key=KEY,
+                addresses=["198.51.100.7", "203.0.113.0/24"],
+                name="lab-threats",
+            )
+        s3_stub.assert_no_pending_responses()
+        gd_stub.assert_no_pending_responses()
+
+    assert set_id == "old7"
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(infos) == 2
+    assert "updated" in infos[1] and "old7" in infos[1]
+
+
+def test_upload_threat_list_malformed_address_uploads_nothing() -> None:
+    """A malformed address is refused before any S3 or GuardDuty call is made."""
+    s3, guardduty = _clients()
+    with Stubber(s3) as s3_stub, Stubber(guardduty) as gd_stub:
+        with pytest.raises(ThreatListError, match="address 2 "):
+            upload_threat_list(
+                s3,
+                guardduty,
+                detector_id=DETECTOR,
+                bucket=BUCKET,
+                key=KEY,
+                addresses=["198.51.100.7", "203.0.113.300"],
+                name="lab-threats",
+            )
+        s3_stub.assert_no_pending_responses()
+        gd_stub.assert_no_pending_responses()
+
+
+def test_upload_threat_list_empty_refused() -> None:
+    """An empty address list is refused: a set matching nothing is a mistake."""
+    s3, guardduty = _clients()
+    with Stubber(s3), Stubber(guardduty):
+        with pytest.raises(ThreatListError, match="no addresses"):
+            upload_threat_list(
+                s3,
+                guardduty,
+                detector_id=DETECTOR,
+                bucket=BUCKET,
+                key=KEY,
+                addresses=[],
+                name="lab-threats",
+            )
+
+
+def test_upload_threat_list_existing_set_wrong_format_refused() -> None:
+    """A same-named set in another format is refused before anything is put to S3."""
+    s3, guardduty = _clients()
+    with Stubber(s3), Stubber(guardduty) as gd_stub:
+        gd_stub.add_response(
+            "list_threat_intel_sets",
+            {"ThreatIntelSetIds": ["stix1"]},
+            {"DetectorId": DETECTOR},
+        )
+        gd_stub.add_response(
+            "get_threat_intel_set",
+            {
+                "Name": "lab-threats",
+                "Format": "STIX",
+                "Location": "x",
+                "Status": "ACTIVE",
+            },
+            {"DetectorId": DETECTOR, "ThreatIntelSetId": "stix1"},
+        )
+        with pytest.raises(ThreatListError, match="'STIX'"):
+            upload_threat_list(
+                s3,
+                guardduty,
+                detector_id=DETECTOR,
+                bucket=BUCKET,
+                key=KEY,
+                addresses=["198.51.100.7"],
+                name="lab-threats",
+            )
+        gd_stub.assert_no_pending_responses()
