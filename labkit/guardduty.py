@@ -8,8 +8,12 @@ tag ``labkit=created``: that is how cleanup knows it may turn GuardDuty off.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+import pandas as pd
+
+from labkit import findings
 from labkit.errors import NotDeployedError
 from labkit.lab import Lab
 
@@ -121,3 +125,48 @@ def _current_detector(lab: Lab) -> str:
             "turn it on first with labkit.enable_guardduty(lab)"
         )
     return str(detector_ids[0])
+
+
+def lab_findings(lab: Lab, detector_id: str) -> pd.DataFrame:
+    """Return every finding of the detector as a DataFrame (see findings.COLUMNS)."""
+    return findings.fetch_findings(lab.client("guardduty"), detector_id)
+
+
+def wait_for_findings(
+    lab: Lab,
+    detector_id: str,
+    finding_types: Iterable[str],
+    *,
+    timeout_minutes: float = 30,
+) -> pd.DataFrame:
+    """Wait until the detector has a finding of every type in ``finding_types``.
+
+    Locally the lab clock advances a minute at a time, so the wait takes
+    seconds of real time; in AWS it checks once a minute, and GuardDuty
+    usually needs five to fifteen minutes for its first findings.
+
+    Returns:
+        The findings of the awaited types (columns of findings.COLUMNS).
+
+    Raises:
+        WaitTimeoutError: some type was still missing after ``timeout_minutes``.
+    """
+    return findings.wait_for_findings(
+        lab.client("guardduty"),
+        detector_id,
+        list(finding_types),
+        timeout_minutes=timeout_minutes,
+        step_minutes=1.0,
+        advance=lab.advance,
+    )
+
+
+def finding_json(lab: Lab, detector_id: str, finding_id: str) -> dict[str, Any]:
+    """Return one finding in full, as GetFindings returns it."""
+    answer = lab.client("guardduty").get_findings(
+        DetectorId=detector_id, FindingIds=[finding_id]
+    )
+    if not answer["Findings"]:
+        message = f"no finding {finding_id!r} in detector {detector_id!r}"
+        raise NotDeployedError(message)
+    return dict(answer["Findings"][0])

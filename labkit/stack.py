@@ -315,7 +315,11 @@ def deploy_stack(
     """
     cfn = lab.client("cloudformation")
     body, total = _read_template()
-    wait = {"total": total, "progress": progress, "timeout_minutes": timeout_minutes}
+    wait: dict[str, Any] = {
+        "total": total,
+        "progress": progress,
+        "timeout_minutes": timeout_minutes,
+    }
     current = _settled(lab, cfn, wait)
     params = {"DetectorId": detector_id, **package_remediation(lab)}
     if email:
@@ -350,14 +354,15 @@ def _settled(lab: Lab, cfn: Any, wait: dict[str, Any]) -> dict[str, Any] | None:
         logger.info("Stack %s is %s: waiting", lab.stack_name, current["StackStatus"])
         _wait(lab, current["StackId"], events=_Events(), **wait)
         current = _describe(cfn, lab.stack_name)
-    if current is not None:
-        _refuse_failed(cfn, lab.stack_name, current)
+    if current is None or current["StackStatus"] == "DELETE_COMPLETE":
+        return None
+    _refuse_failed(cfn, lab.stack_name, current)
     return current
 
 
 def _refuse_failed(cfn: Any, name: str, current: dict[str, Any]) -> None:
     status = current["StackStatus"]
-    if status in _USABLE or status == "DELETE_COMPLETE":
+    if status in _USABLE:
         return
     reason = _failed_reason(cfn, current["StackId"])
     raise StackError(f"stack {name!r} is {status}: {reason}; {_DELETE_HINT}")

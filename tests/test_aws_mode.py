@@ -333,6 +333,30 @@ def test_deploy_stack_reuses_identical_stack(lab: Lab) -> None:
     cfn.assert_no_pending_responses()
 
 
+def test_deploy_stack_waits_for_stack_in_progress(lab: Lab) -> None:
+    """A stack already being created is waited for, then reused."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    cfn = stubs["cloudformation"]
+    cfn.add_response("describe_stacks", _stack("CREATE_IN_PROGRESS"))
+    started = [_event(0, "Security-Workshop", "CREATE_IN_PROGRESS")]
+    cfn.add_response(
+        "describe_stacks", _stack("CREATE_COMPLETE"), {"StackName": STACK_ID}
+    )
+    cfn.add_response("describe_stack_events", {"StackEvents": started})
+    params = {"DetectorId": "det1", "ArtifactBucket": BUCKET, **_code_keys(lab)}
+    deployed = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+    cfn.add_response(
+        "describe_stacks",
+        _stack("CREATE_COMPLETE", Parameters=deployed, Outputs=OUTPUTS),
+    )
+    cfn.add_response("get_template", {"TemplateBody": TEMPLATE})
+    _stub_packaging(stubs, lab, exists=True)
+    with stubs["sts"], stubs["s3"], cfn:
+        outputs = stack.deploy_stack(lab, detector_id="det1", progress=False)
+    assert outputs == {"InboxQueueUrl": "https://sqs/inbox"}
+    cfn.assert_no_pending_responses()
+
+
 def test_deploy_stack_in_failed_state_raises_stack_error(lab: Lab) -> None:
     """A rolled-back stack is refused, before any upload, with reason and next step."""
     stubs = _stubbers(lab, "sts", "s3", "cloudformation")

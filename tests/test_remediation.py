@@ -8,7 +8,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ import pytest
 import time_machine
 from moto import mock_aws
 
+from labkit.errors import ConfigError
 from labkit.remediation import (
     CODE_KEY_PARAMETERS,
     build_zip,
@@ -24,7 +25,6 @@ from labkit.remediation import (
     revoke_sessions,
     source_path,
 )
-from labkit.errors import ConfigError
 
 REGION = "eu-west-2"
 ROLE = "Security-Workshop-EC2-Compromised"
@@ -271,7 +271,7 @@ def test_revoke_sessions_puts_utc_policy_in_utc_plus_2(role: str) -> None:
 def test_revoke_sessions_publishes_remediation(aws: dict[str, str], role: str) -> None:
     """One message naming the finding, role, policy and cutoff reaches the topic."""
     # Read inside the travel too: SQS would find a 2024 message long expired.
-    with time_machine.travel(datetime(2024, 5, 1, 12, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2024, 5, 1, 12, tzinfo=UTC), tick=False):
         revoke_sessions.handler(exfiltration_finding(role), None)
         messages = inbox(aws["queue_url"])
 

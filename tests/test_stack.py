@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from moto.server import ThreadedMotoServer
 
 from labkit import stack
@@ -120,3 +121,16 @@ def test_read_template_missing_raises_config_error(
     monkeypatch.setattr(stack, "TEMPLATE_PATH", tmp_path / "absent.yaml")
     with pytest.raises(ConfigError, match="absent.yaml.*pip install -e"):
         stack._read_template()
+
+
+def test_repository_template_takes_the_parameters_deploy_passes() -> None:
+    """The real template fits TemplateBody and declares every deploy parameter."""
+    body, total = stack._read_template()
+    assert len(body.encode("utf-8")) <= stack.MAX_TEMPLATE_BODY
+    assert total > 0
+    parsed = yaml.load(body, Loader=stack._CfnLoader)
+    expected = {"DetectorId", "ArtifactBucket", "EmailAddress", *stack.HANDLERS}
+    assert expected <= set(parsed["Parameters"])
+    assert {"MaliciousIp", "ThreatListBucket", "InboxQueueUrl"} <= set(
+        parsed["Outputs"]
+    )

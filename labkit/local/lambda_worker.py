@@ -38,6 +38,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+logger = logging.getLogger(__name__)
+
 
 def _import_time_machine() -> ModuleType:
     """Import time-machine without its pytest plugin.
@@ -54,8 +56,6 @@ def _import_time_machine() -> ModuleType:
         if absent:
             del sys.modules["pytest"]
 
-
-logger = logging.getLogger(__name__)
 
 HandlerFunc = Callable[[Any, "LambdaContext"], Any]
 
@@ -140,6 +140,11 @@ class _Worker:
                 "Runtime.ImportModuleError",
                 f"Unable to import module '{module_name}': {error}",
             ) from error
+        except SyntaxError as error:
+            raise _RuntimeFailure(
+                "Runtime.UserCodeSyntaxError",
+                f"Syntax error in module '{module_name}': {error}",
+            ) from error
         func = getattr(module, func_name, None)
         if not callable(func):
             raise _RuntimeFailure(
@@ -173,12 +178,14 @@ class _Worker:
                 started = time.monotonic()
                 context = LambdaContext(request, started)
                 result = self.handler(request["event"], context)
-                reply["payload"] = _marshal(result, request_id)
+                reply["payload"] = _marshal(result)
             except _RuntimeFailure as failure:
                 reply["error"] = failure.body(request_id)
                 reply["init_failed"] = self.handler is None
                 print(f"[ERROR] {failure.error_type}: {failure.message}")
             except Exception as error:  # noqa: BLE001 - the handler's own error
+                # An error while importing the module fails the whole start.
+                reply["init_failed"] = self.handler is None
                 reply["error"] = _error_body(error, request_id)
                 print(f"[ERROR] {type(error).__name__}: {error}")
                 print(traceback.format_exc().rstrip())
@@ -207,7 +214,7 @@ class _RuntimeFailure(Exception):
         }
 
 
-def _marshal(result: Any, request_id: str) -> str:
+def _marshal(result: Any) -> str:
     try:
         return json.dumps(result)
     except (TypeError, ValueError) as error:

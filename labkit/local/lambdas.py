@@ -36,7 +36,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from moto.awslambda.exceptions import LambdaClientError
-from moto.backends import get_backend
+from moto.awslambda.utils import get_backend as lambda_backend
 
 from labkit.local import internal, settings
 from labkit.local.lambda_worker import WorkerProcess, library_dirs
@@ -101,14 +101,16 @@ def function_spec(
         ServiceError: ``ResourceNotFoundException`` if there is no such function.
     """
     name, arn_qualifier = _split_function_name(name_or_arn)
-    backend = get_backend("lambda")[account_id][region]
+    # moto keeps functions in a second backend when its Docker use is off, as
+    # the local cloud sets it; this picks the one its own responses use.
+    backend = lambda_backend(account_id, region)
     try:
         fn = backend.get_function(name, qualifier or arn_qualifier)
     except LambdaClientError as error:
         raise ServiceError(error.error_type, error.message, error.code) from None
     return FunctionSpec(
         name=fn.function_name,
-        arn=fn.function_arn.split(":$LATEST")[0],
+        arn=f"{fn.function_arn.split(':function:')[0]}:function:{fn.function_name}",
         handler=fn.handler or "",
         runtime=fn.run_time or "",
         role_arn=fn.role,
@@ -157,6 +159,9 @@ class LambdaRuntime:
             function error, log text, request id and duration.
         """
         now = now or datetime.now(UTC)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        check_runnable(spec)
         request_id = str(uuid.uuid4())
         task_root = unpack_code(spec)
         for _attempt in range(3):
@@ -284,7 +289,10 @@ class LambdaRuntime:
         if reply is None:
             status = worker.proc.wait()
             elapsed = (time.monotonic() - started) * 1000
-            return _exited(spec, request_id, status, elapsed)
+            exit_text = f"Runtime exited with error: exit status {status}"
+            return _runtime_failure(
+                spec, request_id, "Runtime.ExitError", exit_text, elapsed
+            )
         if reply.get("init_failed"):
             worker.stop()
         return _from_reply(spec, request_id, reply)
@@ -317,39 +325,36 @@ def _from_reply(
 
 def _timed_out(spec: FunctionSpec, request_id: str, now: datetime) -> InvokeResult:
     seconds = f"{spec.timeout:.2f}"
-    error = {
-        "errorType": "Sandbox.Timedout",
-        "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
-        f"{seconds} seconds",
-    }
     stamp = _iso_millis(now + timedelta(seconds=spec.timeout))
-    duration = spec.timeout * 1000
-    lines = f"{stamp} {request_id} Task timed out after {seconds} seconds\n"
-    report = _report_line(request_id, duration, spec.memory_mb, None, None)
-    return InvokeResult(
-        status_code=200,
-        payload=json.dumps(error).encode(),
-        function_error="Unhandled",
-        log_text=_log_text(spec, request_id, lines, report),
-        request_id=request_id,
-        duration_ms=duration,
+    return _runtime_failure(
+        spec,
+        request_id,
+        "Sandbox.Timedout",
+        f"Task timed out after {seconds} seconds",
+        spec.timeout * 1000,
+        f"{stamp} {request_id} Task timed out after {seconds} seconds",
     )
 
 
-def _exited(
-    spec: FunctionSpec, request_id: str, status: int, duration: float
+def _runtime_failure(
+    spec: FunctionSpec,
+    request_id: str,
+    error_type: str,
+    message: str,
+    duration: float,
+    log_line: str = "",
 ) -> InvokeResult:
+    """The outcome of an invocation the runtime ended, not the handler."""
     error = {
-        "errorType": "Runtime.ExitError",
-        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with "
-        f"error: exit status {status}",
+        "errorType": error_type,
+        "errorMessage": f"RequestId: {request_id} Error: {message}",
     }
     report = _report_line(request_id, duration, spec.memory_mb, None, None)
     return InvokeResult(
         status_code=200,
         payload=json.dumps(error).encode(),
         function_error="Unhandled",
-        log_text=_log_text(spec, request_id, "", report),
+        log_text=_log_text(spec, request_id, log_line, report),
         request_id=request_id,
         duration_ms=duration,
     )
@@ -386,6 +391,21 @@ def _log_text(
 def _iso_millis(when: datetime) -> str:
     when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def check_runnable(spec: FunctionSpec) -> None:
+    """Refuse a function the local cloud cannot run.
+
+    Raises:
+        ServiceError: ``InvalidRuntimeException`` for a runtime other than
+            ``python3.x``; container-image and other runtimes are not supported.
+    """
+    if not spec.runtime.startswith("python3"):
+        message = (
+            f"the local cloud runs python3.x zip functions only, not "
+            f"{spec.runtime or 'a container image'!r}; deploy it to AWS instead"
+        )
+        raise ServiceError("InvalidRuntimeException", message, 502)
 
 
 def unpack_code(spec: FunctionSpec) -> Path:
@@ -567,9 +587,7 @@ def serve_invoke(call: Call) -> dict[str, Any]:
             "use RequestResponse, Event or DryRun"
         )
         raise ServiceError("InvalidParameterValueException", message)
-    if not spec.runtime.startswith("python3"):
-        message = f"the local cloud runs python3.x functions only, not {spec.runtime!r}"
-        raise ServiceError("InvalidRuntimeException", message, 502)
+    check_runnable(spec)
     event = _parse_payload(params.get("Payload"))
     if kind == "DryRun":
         return {"StatusCode": 204, "Payload": b""}

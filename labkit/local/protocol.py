@@ -149,9 +149,12 @@ def parse_params(operation: OperationModel, request: Request) -> dict[str, Any]:
     if request.headers.get("X-Amz-Target") and protocol not in ("json", "rest-json"):
         protocol = "json"
     parser = PROTOCOL_PARSERS[protocol](operation)
-    values = MultiDict(parse_qs(request.query_string, keep_blank_values=True))
+    text = request.query_string
     if protocol in ("query", "ec2") and request.body:
-        values = MultiDict(_form_lists(request.body.decode("utf-8")))
+        text = request.body.decode("utf-8")
+    values: MultiDict[str, str] = MultiDict(
+        [(k, v) for k, vs in parse_qs(text, keep_blank_values=True).items() for v in vs]
+    )
     url_params = _url_params(operation, request.path)
     request_dict = {
         "body": request.body,
@@ -162,10 +165,6 @@ def parse_params(operation: OperationModel, request: Request) -> dict[str, Any]:
         "values": values,
     }
     return dict(parser.parse(request_dict))  # type: ignore[arg-type]
-
-
-def _form_lists(text: str) -> dict[str, list[str]]:
-    return parse_qs(text, keep_blank_values=True)
 
 
 def _url_params(operation: OperationModel, path: str) -> dict[str, str]:

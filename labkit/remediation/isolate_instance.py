@@ -70,7 +70,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "changed": previous != [forensic_group],
     }
     if not result["changed"]:
-        logger.info("Instance %s is already isolated in %s", instance_id, forensic_group)
+        logger.info(
+            "Instance %s is already isolated in %s", instance_id, forensic_group
+        )
         return result
 
     ec2.modify_instance_attribute(InstanceId=instance_id, Groups=[forensic_group])

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -60,9 +60,9 @@ def revoke_policy(cutoff: datetime) -> dict[str, Any]:
     if cutoff.tzinfo is None:
         raise ValueError(
             f"cutoff {cutoff!r} has no time zone; pass an aware datetime, "
-            "such as datetime.now(timezone.utc)."
+            "such as datetime.now(UTC)."
         )
-    stamp = cutoff.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -110,12 +110,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "reason": f"role {role_name!r} is not the allowed role {allowed_role!r}",
         }
 
-    policy = revoke_policy(datetime.now(timezone.utc))
+    policy = revoke_policy(datetime.now(UTC))
     cutoff = policy["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
     boto3.client("iam").put_role_policy(
         RoleName=role_name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
     )
-    logger.info("Put %s on role %s: sessions before %s denied", POLICY_NAME, role_name, cutoff)
+    logger.info(
+        "Put %s on role %s: sessions before %s denied", POLICY_NAME, role_name, cutoff
+    )
     boto3.client("sns").publish(
         TopicArn=topic_arn,
         Subject=f"GuardDuty remediation: sessions of {role_name} revoked"[:100],

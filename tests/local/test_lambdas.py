@@ -47,7 +47,13 @@ def handler(event, context):
         "region": ec2.meta.region_name,
         "endpoint": ec2.meta.endpoint_url,
         "remaining": context.get_remaining_time_in_millis(),
-        "request_id": context.aws_request_id,
+        "context": [
+            context.function_name,
+            context.function_version,
+            context.invoked_function_arn,
+            context.memory_limit_in_mb,
+            context.log_group_name,
+        ],
     }
 """
 
@@ -92,6 +98,15 @@ def handler(event, context):
     print("hello from the handler")
     logger.warning("careful: %s", event["what"])
     return "done"
+"""
+
+EXIT_CODE = """
+import os
+
+def handler(event, context):
+    if event.get("exit"):
+        os._exit(3)
+    return os.getpid()
 """
 
 LABKIT_CODE = """
@@ -142,12 +157,12 @@ def make_function(runtime: LambdaRuntime) -> Callable[..., FunctionSpec]:
     client = internal.client("lambda", REGION)
 
     def make(name: str, source: str, **options: Any) -> FunctionSpec:
+        options.setdefault("Code", {"ZipFile": build_zip(source)})
         client.create_function(
             FunctionName=name,
             Runtime="python3.11",
             Role=role,
             Handler="app.handler",
-            Code={"ZipFile": build_zip(source)},
             **options,
         )
         return function_spec(LOCAL_ACCOUNT_ID, REGION, name)
@@ -175,6 +190,25 @@ def test_function_spec_reads_code_and_config(make_function: Callable[..., Any]) 
     assert function_spec(LOCAL_ACCOUNT_ID, REGION, spec.arn) == spec
 
 
+def test_function_spec_reads_code_from_s3(
+    make_function: Callable[..., FunctionSpec],
+) -> None:
+    """Code uploaded to S3 and named by bucket and key is found as well."""
+    archive = build_zip(CLOCK_CODE)
+    s3 = internal.client("s3", REGION)
+    s3.create_bucket(
+        Bucket="lab-artifacts",
+        CreateBucketConfiguration={"LocationConstraint": REGION},
+    )
+    s3.put_object(Bucket="lab-artifacts", Key="code/clock.zip", Body=archive)
+
+    spec = make_function(
+        "fn-s3", "", Code={"S3Bucket": "lab-artifacts", "S3Key": "code/clock.zip"}
+    )
+
+    assert spec.code_zip == archive
+
+
 def test_function_spec_unknown_name_raises_not_found(runtime: LambdaRuntime) -> None:
     """An unknown function is ResourceNotFoundException, as Lambda says."""
     with pytest.raises(ServiceError) as caught:
@@ -199,6 +233,13 @@ def test_invoke_handler_calls_local_cloud_as_execution_role(
     assert body["region"] == REGION
     assert body["endpoint"] == endpoint
     assert 0 < body["remaining"] <= 60_000
+    assert body["context"] == [
+        "fn-identity",
+        "$LATEST",
+        spec.arn,
+        "128",
+        "/aws/lambda/fn-identity",
+    ]
 
 
 def test_invoke_functions_do_not_share_environment(
@@ -330,6 +371,23 @@ def test_invoke_timeout_kills_worker_and_reports(
     assert error["errorMessage"].endswith("Task timed out after 0.30 seconds")
     assert "Task timed out after 0.30 seconds" in result.log_text
     assert runtime.worker_pids() == {}
+
+
+def test_invoke_worker_exit_is_reported_and_restarted(
+    runtime: LambdaRuntime, make_function: Callable[..., FunctionSpec]
+) -> None:
+    """A worker that exits gives Runtime.ExitError; the next invoke starts anew."""
+    spec = make_function("fn-exit", EXIT_CODE)
+    before = invoke_json(runtime, spec, {})
+
+    result = runtime.invoke(spec, {"exit": True})
+    after = invoke_json(runtime, spec, {})
+
+    error = json.loads(result.payload)
+    assert result.function_error == "Unhandled"
+    assert error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith("exit status 3")
+    assert after != before
 
 
 def test_invoke_handler_sees_lab_time(

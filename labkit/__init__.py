@@ -1,0 +1,62 @@
+"""labkit: the helpers behind the GuardDuty hands-on lab notebooks.
+
+A notebook starts with ``lab = labkit.connect()``: the local cloud by default,
+or ``labkit.connect("aws")`` for a real account. Everything else speaks the
+real AWS APIs through ``lab.client(...)``.
+"""
+
+from labkit.errors import (
+    ConfigError,
+    EventPatternError,
+    LabError,
+    LocalCloudError,
+    NotDeployedError,
+    PortInUseError,
+    StackError,
+    ThreatListError,
+    WaitTimeoutError,
+)
+from labkit.findings import drop_repeats, read_findings, severity_label
+from labkit.guardduty import (
+    activate_threat_list,
+    enable_guardduty,
+    finding_json,
+    lab_findings,
+    wait_for_findings,
+)
+from labkit.lab import Lab, connect
+from labkit.notifications import format_email, read_inbox
+from labkit.scenarios import SCENARIOS, Scenario, get_scenario, scenarios_frame
+from labkit.stack import delete_stack, deploy_stack, stack_outputs, stack_resources
+
+__all__ = [
+    "SCENARIOS",
+    "ConfigError",
+    "EventPatternError",
+    "Lab",
+    "LabError",
+    "LocalCloudError",
+    "NotDeployedError",
+    "PortInUseError",
+    "Scenario",
+    "StackError",
+    "ThreatListError",
+    "WaitTimeoutError",
+    "activate_threat_list",
+    "connect",
+    "delete_stack",
+    "deploy_stack",
+    "drop_repeats",
+    "enable_guardduty",
+    "finding_json",
+    "format_email",
+    "get_scenario",
+    "lab_findings",
+    "read_findings",
+    "read_inbox",
+    "scenarios_frame",
+    "severity_label",
+    "stack_outputs",
+    "stack_resources",
+    "wait_for_findings",
+]
