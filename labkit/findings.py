@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -476,3 +476,17 @@ def _label(severity: float) -> Any:
     if math.isnan(severity) or not 1.0 <= severity <= 10.0:
         return math.nan
     return severity_label(severity)
+
+
+def type_parts(finding_types: Iterable[str]) -> pd.DataFrame:
+    """Split finding types into the five parts of GuardDuty's type format.
+
+    ``ThreatPurpose:ResourceTypeAffected/ThreatFamilyName.DetectionMechanism!Artifact``
+
+    Returns:
+        One row per type, columns ``type, purpose, affected, family,
+        mechanism, artifact``; a part the type does not have is missing.
+    """
+    rows = [{"type": t, **_type_parts(t)} for t in finding_types]
+    columns = ["type", "purpose", "affected", "family", "mechanism", "artifact"]
+    return pd.DataFrame(rows, columns=columns)

@@ -210,3 +210,13 @@ def rule_targets(lab: Lab, rule_name: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["id", "service", "arn", "input"])
+
+
+def log_lines(lab: Lab, log_group: str, *, limit: int = 20) -> list[str]:
+    """Return the newest ``limit`` lines of a log group, oldest first."""
+    logs = lab.client("logs")
+    events: list[dict[str, Any]] = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=log_group):
+        events.extend(page["events"])
+    events.sort(key=lambda e: e["timestamp"])
+    return [e["message"].rstrip("\n") for e in events[-limit:]]

@@ -9,6 +9,7 @@ published, events are delivered).
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 from moto.backends import get_backend
 from moto.core.config import default_user_config
+from moto.ec2.models import elastic_ip_addresses
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from labkit.local import gateway, internal, protocol, settings
@@ -44,6 +46,7 @@ class LocalCloud:
         self._last_request = time.monotonic()
         self._started = time.monotonic()
 
+        _simulate_public_addresses()
         default_user_config["iam"]["load_aws_managed_policies"] = True
         default_user_config["lambda"]["use_docker"] = False
         for name in SERVICE_MODULES:
@@ -101,6 +104,14 @@ class LocalCloud:
                 logger.info("idle for %.0f s: stopping", idle_stop_s)
                 self.shutdown()
                 return
+
+
+def _simulate_public_addresses() -> None:
+    # moto draws Elastic IPs from 127.0.0.0/8; a loopback address is no lesson
+    # in threat lists. Hand them out in order from a documentation range
+    # instead (RFC 5737), which is never routed, so nothing can be dialled.
+    addresses = itertools.cycle(f"198.51.100.{n}" for n in range(10, 255))
+    elastic_ip_addresses.random_ip = lambda: next(addresses)
 
 
 def _warm_up() -> None:

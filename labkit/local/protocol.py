@@ -191,5 +191,19 @@ def serialize(
     status = response["status_code"]
     if isinstance(result, ServiceError):
         status = result.status_code
+    else:
+        status = _modelled_status(operation, result) or status
     headers = {str(k): str(v) for k, v in response["headers"].items()}
     return status, headers, body
+
+
+def _modelled_status(operation: OperationModel, result: dict[str, Any]) -> int | None:
+    # Some outputs carry their HTTP status as a member (Lambda's Invoke says
+    # 202 for Event and 204 for DryRun); moto's serializer leaves it out.
+    shape = operation.output_shape
+    if shape is None:
+        return None
+    for name, member in shape.members.items():  # type: ignore[attr-defined]
+        if member.serialization.get("location") == "statusCode" and name in result:
+            return int(result[name])
+    return None

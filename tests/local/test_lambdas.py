@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from labkit.local import internal, lambdas
+from labkit.local import internal, lambdas, settings
 from labkit.local.lambdas import FunctionSpec, LambdaRuntime, function_spec
 from labkit.local.registry import Call, ServiceError
 from labkit.local.settings import LOCAL_ACCOUNT_ID
@@ -518,3 +519,34 @@ def test_serve_invoke_bad_json_payload_is_refused(
         call_invoke("fn-json", Payload=b"{not json")
 
     assert caught.value.code == "InvalidRequestContentException"
+
+
+def test_local_cloud_invoke_through_gateway(fresh_cloud: str) -> None:
+    """boto3's Invoke against the local cloud runs the code and parses cleanly."""
+    options = {
+        "region_name": REGION,
+        "endpoint_url": fresh_cloud,
+        "aws_access_key_id": settings.LOCAL_ACCESS_KEY_ID,
+        "aws_secret_access_key": settings.LOCAL_SECRET_ACCESS_KEY,
+    }
+    session = boto3.session.Session()
+    iam = session.client("iam", **options)
+    client = session.client("lambda", **options)
+    role = iam.create_role(
+        RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST)
+    )["Role"]["Arn"]
+    client.create_function(
+        FunctionName="fn-gateway",
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": build_zip(LOGGING_CODE)},
+    )
+
+    reply = client.invoke(
+        FunctionName="fn-gateway", Payload=b'{"what": "x"}', LogType="Tail"
+    )
+
+    assert reply["StatusCode"] == 200
+    assert json.loads(reply["Payload"].read()) == "done"
+    assert "hello from the handler" in base64.b64decode(reply["LogResult"]).decode()

@@ -13,6 +13,8 @@ from labkit.local.cloudformation import (
     resources_ec2,
     resources_iam,
     resources_messaging,
+    resources_monitoring,
+    resources_network,
 )
 from labkit.local.cloudformation.resources import RESOURCE_TYPES
 from labkit.local.cloudformation.stacks import reset_stacks, wait_for_stacks
@@ -25,5 +27,7 @@ __all__ = [
     "resources_ec2",
     "resources_iam",
     "resources_messaging",
+    "resources_monitoring",
+    "resources_network",
     "wait_for_stacks",
 ]

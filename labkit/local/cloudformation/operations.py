@@ -61,7 +61,9 @@ def create_stack(call: Call) -> dict[str, Any]:
             "[a-zA-Z][-a-zA-Z0-9]*"
         )
     if "OnFailure" in params and "DisableRollback" in params:
-        raise _invalid("Either DisableRollback or OnFailure can be specified, not both.")
+        raise _invalid(
+            "Either DisableRollback or OnFailure can be specified, not both."
+        )
     body = _template_body(params, call.region)
     template = _parse(body)
     capabilities = list(params.get("Capabilities") or [])
@@ -153,7 +155,9 @@ def update_stack(call: Call) -> dict[str, Any]:
                 for p in previous
                 if p["ParameterKey"] == parameter["ParameterKey"]
             )
-            given.append({"ParameterKey": parameter["ParameterKey"], "ParameterValue": value})
+            given.append(
+                {"ParameterKey": parameter["ParameterKey"], "ParameterValue": value}
+            )
         else:
             given.append(parameter)
     _, view = parameters.resolve_parameters(_parse(body), given, call.region)
@@ -311,7 +315,10 @@ def list_stacks(call: Call) -> dict[str, Any]:
 def get_template(call: Call) -> dict[str, Any]:
     """Return the stack's template exactly as it was given."""
     stack = find_stack(call.account_id, call.region, str(call.params["StackName"]))
-    return {"TemplateBody": stack.template_body, "StagesAvailable": ["Original", "Processed"]}
+    return {
+        "TemplateBody": stack.template_body,
+        "StagesAvailable": ["Original", "Processed"],
+    }
 
 
 @operation("cloudformation", "ValidateTemplate")

@@ -11,7 +11,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from labkit.local.registry import ServiceError
@@ -24,7 +24,7 @@ LOCK = threading.RLock()
 
 def now() -> datetime:
     """Return the current lab time (the process runs on the lab clock)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
