@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 
 lab: setup
 	$(BIN)/labkit local up
-	$(BIN)/jupyter lab notebooks/
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab notebooks/
 
 test: setup
 	bash tests/run.sh

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+# The notebooks' kernel runs `python` from PATH: make it the project's.
+export PATH="$PWD/.venv/bin:$PATH"
 
 export LABKIT_HOME="${LABKIT_TEST_HOME:-$(mktemp -d)}"
 export LABKIT_PORT="${LABKIT_TEST_PORT:-$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"

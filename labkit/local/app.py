@@ -18,7 +18,7 @@ from typing import Any
 
 from moto.backends import get_backend
 from moto.core.config import default_user_config
-from moto.ec2.models import elastic_ip_addresses
+from moto.ec2.models import elastic_ip_addresses, elastic_network_interfaces
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from labkit.local import gateway, internal, protocol, settings
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 SERVICE_MODULES = (
     "labkit.local.events",
     "labkit.local.lambdas",
+    "labkit.local.lambda_code",
     "labkit.local.cloudformation",
     "labkit.local.guardduty",
     "labkit.local.workloads",
@@ -51,6 +52,7 @@ class LocalCloud:
         default_user_config["lambda"]["use_docker"] = False
         for name in SERVICE_MODULES:
             importlib.import_module(name)
+        gateway.RESET_HOOKS.append(_reset_stacks)
 
         self.gateway = gateway.Gateway()
         gateway.CONTROL.update(
@@ -106,12 +108,20 @@ class LocalCloud:
                 return
 
 
+def _reset_stacks() -> None:
+    from labkit.local.cloudformation import reset_stacks
+
+    reset_stacks()
+
+
 def _simulate_public_addresses() -> None:
-    # moto draws Elastic IPs from 127.0.0.0/8; a loopback address is no lesson
-    # in threat lists. Hand them out in order from a documentation range
-    # instead (RFC 5737), which is never routed, so nothing can be dialled.
-    addresses = itertools.cycle(f"198.51.100.{n}" for n in range(10, 255))
-    elastic_ip_addresses.random_ip = lambda: next(addresses)
+    # moto draws Elastic IPs from 127.0.0.0/8 and launch addresses from real
+    # public ranges. Hand them out in order from documentation ranges instead
+    # (RFC 5737), which are never routed, so nothing can be dialled.
+    elastic = itertools.cycle(f"198.51.100.{n}" for n in range(10, 255))
+    elastic_ip_addresses.random_ip = lambda: next(elastic)
+    launched = itertools.cycle(f"192.0.2.{n}" for n in range(10, 255))
+    elastic_network_interfaces.random_public_ip = lambda: next(launched)
 
 
 def _warm_up() -> None:

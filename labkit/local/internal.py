@@ -7,6 +7,7 @@ other, so every call is seen, recorded and authorised in one place.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any
@@ -77,21 +78,28 @@ def client(
     if cached is not None:
         return cached
 
-    made = boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        region_name=region,
-        endpoint_url=endpoint_url(),
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds.get("SessionToken"),
-        config=_CONFIG,
-    )
-    if source_ip:
-        _add_header(made, settings.SOURCE_IP_HEADER, source_ip)
-
+    # One session for all: a new session reloads botocore's models, which
+    # costs a few tenths of a second per client. Sessions are not safe to
+    # share across threads, so clients are made under the lock.
     with _lock:
+        made = _session().client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=endpoint_url(),
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds.get("SessionToken"),
+            config=_CONFIG,
+        )
+        if source_ip:
+            _add_header(made, settings.SOURCE_IP_HEADER, source_ip)
         _clients[key] = made
     return made
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
 
 
 def _add_header(made: BaseClient, name: str, value: str) -> None:

@@ -70,7 +70,7 @@ def _check(value: Any, shape: Shape, path: str) -> None:
         if not isinstance(value, allowed):
             message = f"{path}: expected {kind}, got {type(value).__name__} {value!r}"
             raise ShapeMismatch(message)
-        enum = shape.enum
+        enum = getattr(shape, "enum", None)
         if enum and isinstance(value, str) and value not in enum:
             raise ShapeMismatch(f"{path}: {value!r} is not one of {list(enum)}")
 

@@ -73,13 +73,14 @@ def finds(kind: str) -> Callable[[Finder], Finder]:
 
 @dataclass
 class Ping(Workload):
-    """``ping <address>``: one ICMP echo a second to the address."""
+    """``ping [-c N] <address>``: N echo requests a minute (one a second if no -c)."""
 
     target: str
+    count: int = 60
     kind = "ping"
 
     def act(self, instance: Instance, now: datetime, step: timedelta) -> None:
-        packets = int(step.total_seconds())
+        packets = max(1, round(self.count * step.total_seconds() / 60))
         traffic.send(
             instance,
             self.target,
@@ -93,13 +94,18 @@ class Ping(Workload):
 
 
 _PING = re.compile(
-    r"^\s*(?:[^#\n]*\s)?ping\s+(?:-\S+\s+(?:\d+\s+)?)*(\d{1,3}(?:\.\d{1,3}){3})\b", re.M
+    r"^[^#\n]*?\bping\s+((?:-\S+\s+(?:\d+\s+)?)*)(\d{1,3}(?:\.\d{1,3}){3})\b", re.M
 )
+_COUNT = re.compile(r"-c\s+(\d+)")
 
 
 @finds("ping")
 def _find_pings(user_data: str) -> list[Workload]:
-    return [Ping(target) for target in _PING.findall(user_data)]
+    found: list[Workload] = []
+    for options, target in _PING.findall(user_data):
+        count = _COUNT.search(options)
+        found.append(Ping(target, int(count.group(1)) if count else 60))
+    return found
 
 
 def running_instances(region: str) -> list[Instance]:

@@ -77,11 +77,31 @@ class ResourceContext:
         name = f"{stack_part}-{logical_part}-{suffix}"
         return name.lower() if lowercase else name
 
-    def tags(self, extra: list[dict[str, Any]] | None = None) -> list[dict[str, str]]:
-        """Return the stack's tags followed by the resource's own ``Tags``."""
-        merged = {tag["Key"]: str(tag["Value"]) for tag in self.stack_tags}
+    def tags(
+        self, extra: list[dict[str, Any]] | None = None, *, system: bool = False
+    ) -> list[dict[str, str]]:
+        """Return the stack's tags followed by the resource's own ``Tags``.
+
+        With ``system``, CloudFormation's own ``aws:cloudformation:*`` tags
+        come first: it marks what it creates with them, which is how a stack's
+        instances are found by tag. Only services that take these reserved
+        tags through their API (EC2) get them; S3 or IAM refuse them.
+        """
+        merged: dict[str, str] = {}
+        if system:
+            merged = {
+                "aws:cloudformation:stack-name": self.stack_name,
+                "aws:cloudformation:stack-id": self.stack_id,
+                "aws:cloudformation:logical-id": self.logical_id,
+            }
+        merged.update({tag["Key"]: str(tag["Value"]) for tag in self.stack_tags})
         merged.update({tag["Key"]: str(tag["Value"]) for tag in extra or []})
         return [{"Key": key, "Value": value} for key, value in merged.items()]
+
+    def tag_specifications(self, kind: str, props: dict[str, Any]) -> list[Any]:
+        """Return EC2's ``TagSpecifications`` for a resource of ``kind``."""
+        tags = self.tags(props.get("Tags"), system=True)
+        return [{"ResourceType": kind, "Tags": tags}] if tags else []
 
 
 @dataclass

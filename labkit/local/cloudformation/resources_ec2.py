@@ -26,11 +26,6 @@ from labkit.local.cloudformation.resources import (
 logger = logging.getLogger(__name__)
 
 
-def _tag_specs(ctx: ResourceContext, kind: str, props: dict[str, Any]) -> list[Any]:
-    tags = ctx.tags(props.get("Tags"))
-    return [{"ResourceType": kind, "Tags": tags}] if tags else []
-
-
 def _delete(ctx: ResourceContext, operation: str, **params: Any) -> None:
     try:
         ctx.call("ec2", operation, **params)
@@ -84,7 +79,7 @@ def create_security_group(ctx: ResourceContext, props: dict[str, Any]) -> Create
     params: dict[str, Any] = {
         "GroupName": props.get("GroupName") or ctx.physical_name(255),
         "Description": props["GroupDescription"],
-        "TagSpecifications": _tag_specs(ctx, "security-group", props),
+        "TagSpecifications": ctx.tag_specifications("security-group", props),
     }
     if "VpcId" in props:
         params["VpcId"] = props["VpcId"]
@@ -178,7 +173,7 @@ def delete_egress(ctx: ResourceContext, res: Provisioned) -> None:
 @creates("AWS::EC2::EIP")
 def create_eip(ctx: ResourceContext, props: dict[str, Any]) -> Created:
     params: dict[str, Any] = {"Domain": props.get("Domain", "vpc")}
-    specs = _tag_specs(ctx, "elastic-ip", props)
+    specs = ctx.tag_specifications("elastic-ip", props)
     if specs:
         params["TagSpecifications"] = specs
     address = ctx.call("ec2", "AllocateAddress", **params)
@@ -241,7 +236,7 @@ def create_instance(ctx: ResourceContext, props: dict[str, Any]) -> Created:
         "InstanceType": props.get("InstanceType", "m1.small"),
         "MinCount": 1,
         "MaxCount": 1,
-        "TagSpecifications": _tag_specs(ctx, "instance", props),
+        "TagSpecifications": ctx.tag_specifications("instance", props),
     }
     copied = (
         "SubnetId",

@@ -19,11 +19,6 @@ from labkit.local.cloudformation.resources import (
 logger = logging.getLogger(__name__)
 
 
-def _tag_specs(ctx: ResourceContext, kind: str, props: dict[str, Any]) -> list[Any]:
-    tags = ctx.tags(props.get("Tags"))
-    return [{"ResourceType": kind, "Tags": tags}] if tags else []
-
-
 def _delete(ctx: ResourceContext, operation: str, **params: Any) -> None:
     try:
         ctx.call("ec2", operation, **params)
@@ -39,7 +34,7 @@ def create_vpc(ctx: ResourceContext, props: dict[str, Any]) -> Created:
         "CreateVpc",
         CidrBlock=props["CidrBlock"],
         InstanceTenancy=props.get("InstanceTenancy", "default"),
-        TagSpecifications=_tag_specs(ctx, "vpc", props),
+        TagSpecifications=ctx.tag_specifications("vpc", props),
     )["Vpc"]
     vpc_id = vpc["VpcId"]
     for name in ("EnableDnsSupport", "EnableDnsHostnames"):
@@ -79,7 +74,7 @@ def create_subnet(ctx: ResourceContext, props: dict[str, Any]) -> Created:
     subnet = ctx.call(
         "ec2",
         "CreateSubnet",
-        TagSpecifications=_tag_specs(ctx, "subnet", props),
+        TagSpecifications=ctx.tag_specifications("subnet", props),
         **params,
     )["Subnet"]
     subnet_id = subnet["SubnetId"]
@@ -109,7 +104,7 @@ def create_internet_gateway(ctx: ResourceContext, props: dict[str, Any]) -> Crea
     gateway = ctx.call(
         "ec2",
         "CreateInternetGateway",
-        TagSpecifications=_tag_specs(ctx, "internet-gateway", props),
+        TagSpecifications=ctx.tag_specifications("internet-gateway", props),
     )["InternetGateway"]
     gateway_id = gateway["InternetGatewayId"]
     return Created(gateway_id, {"InternetGatewayId": gateway_id})
@@ -150,7 +145,7 @@ def create_route_table(ctx: ResourceContext, props: dict[str, Any]) -> Created:
         "ec2",
         "CreateRouteTable",
         VpcId=props["VpcId"],
-        TagSpecifications=_tag_specs(ctx, "route-table", props),
+        TagSpecifications=ctx.tag_specifications("route-table", props),
     )["RouteTable"]
     return Created(table["RouteTableId"], {"RouteTableId": table["RouteTableId"]})
 
