@@ -1,9 +1,9 @@
 """The ``labkit`` command: start, stop and inspect the local cloud.
 
-    labkit local up [--port N]    start it (or say where it already runs)
-    labkit local down             stop it
-    labkit local status           show whether it runs, where, and its lab time
-    labkit local advance MINUTES  move the lab clock forward
+labkit local up [--port N]    start it (or say where it already runs)
+labkit local down             stop it
+labkit local status           show whether it runs, where, and its lab time
+labkit local advance MINUTES  move the lab clock forward
 """
 
 from __future__ import annotations

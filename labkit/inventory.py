@@ -48,14 +48,23 @@ def instances_frame(lab: Lab) -> pd.DataFrame:
     lab's stack are listed.
     """
     ec2 = lab.client("ec2")
-    filters = [{"Name": "tag:aws:cloudformation:stack-name", "Values": [lab.stack_name]}]
+    filters = [
+        {"Name": "tag:aws:cloudformation:stack-name", "Values": [lab.stack_name]}
+    ]
     rows = []
     for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
         for reservation in page["Reservations"]:
             for instance in reservation["Instances"]:
                 rows.append(_instance_row(instance))
-    columns = ["name", "instance_id", "state", "private_ip", "public_ip",
-               "security_groups", "instance_profile"]
+    columns = [
+        "name",
+        "instance_id",
+        "state",
+        "private_ip",
+        "public_ip",
+        "security_groups",
+        "instance_profile",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values("name", ignore_index=True)
 
@@ -98,7 +107,10 @@ def security_group_rules(lab: Lab, group_id: str) -> pd.DataFrame:
     ec2 = lab.client("ec2")
     group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
     rows = []
-    for direction, key in (("inbound", "IpPermissions"), ("outbound", "IpPermissionsEgress")):
+    for direction, key in (
+        ("inbound", "IpPermissions"),
+        ("outbound", "IpPermissionsEgress"),
+    ):
         for permission in group.get(key, []):
             rows.append(
                 {
@@ -132,7 +144,9 @@ def _addresses(permission: dict[str, Any]) -> list[str]:
 def user_data(lab: Lab, instance_id: str) -> str:
     """Return the script an instance runs at boot (its user data)."""
     ec2 = lab.client("ec2")
-    answer = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    answer = ec2.describe_instance_attribute(
+        InstanceId=instance_id, Attribute="userData"
+    )
     encoded = answer.get("UserData", {}).get("Value", "")
     return base64.b64decode(encoded).decode("utf-8", "replace")
 
@@ -145,7 +159,9 @@ def flow_log_records(lab: Lab, log_group: str, *, limit: int = 20) -> pd.DataFra
     """
     logs = lab.client("logs")
     events: list[dict[str, Any]] = []
-    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=log_group):
+    for page in logs.get_paginator("filter_log_events").paginate(
+        logGroupName=log_group
+    ):
         events.extend(page["events"])
     events.sort(key=lambda e: e["timestamp"])
     rows = []
@@ -158,7 +174,9 @@ def flow_log_records(lab: Lab, log_group: str, *, limit: int = 20) -> pd.DataFra
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*FLOW_LOG_FIELDS, "logged_at"])
     for column in ("start", "end"):
-        frame[column] = pd.to_datetime(frame[column].astype("int64"), unit="s", utc=True)
+        frame[column] = pd.to_datetime(
+            frame[column].astype("int64"), unit="s", utc=True
+        )
     return frame
 
 
@@ -175,7 +193,9 @@ def function_source(lab: Lab, function_name: str) -> str:
     with urllib.request.urlopen(answer["Code"]["Location"], timeout=60) as download:
         package = zipfile.ZipFile(io.BytesIO(download.read()))
     if module not in package.namelist():
-        message = f"{function_name!r}: its package has no {module!r} for handler {handler!r}"
+        message = (
+            f"{function_name!r}: its package has no {module!r} for handler {handler!r}"
+        )
         raise NotDeployedError(message)
     return package.read(module).decode("utf-8")
 
@@ -216,7 +236,9 @@ def log_lines(lab: Lab, log_group: str, *, limit: int = 20) -> list[str]:
     """Return the newest ``limit`` lines of a log group, oldest first."""
     logs = lab.client("logs")
     events: list[dict[str, Any]] = []
-    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=log_group):
+    for page in logs.get_paginator("filter_log_events").paginate(
+        logGroupName=log_group
+    ):
         events.extend(page["events"])
     events.sort(key=lambda e: e["timestamp"])
     return [e["message"].rstrip("\n") for e in events[-limit:]]

@@ -34,7 +34,9 @@ def guardduty_event(lab: Lab, detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pattern_matches(lab: Lab, pattern: dict[str, Any] | str, detail: dict[str, Any]) -> bool:
+def pattern_matches(
+    lab: Lab, pattern: dict[str, Any] | str, detail: dict[str, Any]
+) -> bool:
     """Ask EventBridge whether ``pattern`` matches a GuardDuty event with ``detail``.
 
     Raises:

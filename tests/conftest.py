@@ -27,7 +27,9 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
         except ValueError:
             loopback = host == "localhost"
         if not loopback:
-            raise ConnectionRefusedError(f"test guard: no connection to {host!r} allowed")
+            raise ConnectionRefusedError(
+                f"test guard: no connection to {host!r} allowed"
+            )
     return _real_connect(self, address)
 
 

@@ -112,7 +112,7 @@ def _iso(value: Any) -> str:
 def _listed(address: str, account_id: str, region: str) -> tuple[str, str] | None:
     """Return (set id, set name) of the active threat list holding ``address``."""
     ip = ipaddress.ip_address(address)
-    for network, _, name in findings_store.trusted_networks(account_id, region):
+    for network, _, _ in findings_store.trusted_networks(account_id, region):
         if ip in network:
             return None
     for network, set_id, name in findings_store.active_threat_networks(

@@ -170,7 +170,9 @@ def _read_request(environ: dict[str, Any]) -> protocol.Request:
         headers.add("Content-Type", environ["CONTENT_TYPE"])
     # Route on the raw path: an ARN in a path keeps its encoded slashes there.
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
-    path = raw.split("?", 1)[0] if raw.startswith("/") else environ.get("PATH_INFO", "/")
+    path = (
+        raw.split("?", 1)[0] if raw.startswith("/") else environ.get("PATH_INFO", "/")
+    )
     return protocol.Request(
         method=environ["REQUEST_METHOD"],
         path=path,
@@ -225,7 +227,9 @@ def _serve(
         try:
             shapes.check_output(operation, result)
         except shapes.ShapeMismatch as error:
-            logger.error("%s.%s served a bad shape: %s", call.service, call.operation, error)
+            logger.error(
+                "%s.%s served a bad shape: %s", call.service, call.operation, error
+            )
             result = ServiceError("InternalFailure", str(error), 500)
     return protocol.serialize(operation, result)
 

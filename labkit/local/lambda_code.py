@@ -30,7 +30,9 @@ def get_function(call: Call) -> dict[str, Any]:
     """Describe a function, its configuration and a link to its code."""
     backend = lambda_backend(call.account_id, call.region)
     try:
-        function = backend.get_function(call.params["FunctionName"], call.params.get("Qualifier"))
+        function = backend.get_function(
+            call.params["FunctionName"], call.params.get("Qualifier")
+        )
     except LambdaClientError as error:
         raise ServiceError(error.error_type, error.message, error.code) from None
     answer: dict[str, Any] = dict(function.get_code())

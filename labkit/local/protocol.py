@@ -175,7 +175,8 @@ def _url_params(operation: OperationModel, path: str) -> dict[str, str]:
     found = re.match(f"^{pattern}/?$", path)
     if not found:
         return {}
-    return {name: unquote(value) for name, value in zip(names, found.groups())}
+    pairs = zip(names, found.groups(), strict=True)
+    return {name: unquote(value) for name, value in pairs}
 
 
 def serialize(

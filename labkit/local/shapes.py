@@ -81,7 +81,9 @@ def _check_structure(value: Any, shape: Shape, path: str) -> None:
     members = shape.members  # type: ignore[attr-defined]
     unknown = sorted(set(value) - set(members) - {"ResponseMetadata"})
     if unknown:
-        raise ShapeMismatch(f"{path}: unknown members {unknown} (allowed {sorted(members)})")
+        raise ShapeMismatch(
+            f"{path}: unknown members {unknown} (allowed {sorted(members)})"
+        )
     for name in shape.required_members:  # type: ignore[attr-defined]
         if value.get(name) is None:
             raise ShapeMismatch(f"{path}: required member {name!r} is missing")

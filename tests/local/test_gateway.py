@@ -9,8 +9,9 @@ from labkit.local import protocol, shapes
 from labkit.local.registry import ServiceError
 
 
-def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"",
-             query: str = "") -> protocol.Request:
+def _request(
+    method: str, path: str, headers: dict[str, str], body: bytes = b"", query: str = ""
+) -> protocol.Request:
     return protocol.Request(method, path, query, Headers(headers), body)
 
 
@@ -22,7 +23,9 @@ def _signed(service: str, region: str = "eu-west-2") -> dict[str, str]:
 def test_read_signature_from_header() -> None:
     """The key id, region and signing name come from the credential scope."""
     signature = protocol.read_signature(_request("GET", "/", _signed("guardduty")))
-    assert signature == protocol.Signature("AKIAEXAMPLEKEY000001", "eu-west-2", "guardduty")
+    assert signature == protocol.Signature(
+        "AKIAEXAMPLEKEY000001", "eu-west-2", "guardduty"
+    )
 
 
 def test_read_signature_from_presigned_query() -> None:
@@ -51,18 +54,39 @@ def test_service_for_maps_signing_names() -> None:
         ("guardduty", "GET", "/detector", {}, b"", "ListDetectors"),
         ("guardduty", "POST", "/detector/abc/findings", {}, b"{}", "ListFindings"),
         ("guardduty", "POST", "/detector/abc/findings/get", {}, b"{}", "GetFindings"),
-        ("guardduty", "POST", "/detector/abc/findings/archive", {}, b"{}",
-         "ArchiveFindings"),
-        ("events", "POST", "/", {"X-Amz-Target": "AWSEvents.PutEvents"}, b"{}",
-         "PutEvents"),
-        ("cloudformation", "POST", "/",
-         {"Content-Type": "application/x-www-form-urlencoded"},
-         b"Action=CreateStack&Version=2010-05-15", "CreateStack"),
+        (
+            "guardduty",
+            "POST",
+            "/detector/abc/findings/archive",
+            {},
+            b"{}",
+            "ArchiveFindings",
+        ),
+        (
+            "events",
+            "POST",
+            "/",
+            {"X-Amz-Target": "AWSEvents.PutEvents"},
+            b"{}",
+            "PutEvents",
+        ),
+        (
+            "cloudformation",
+            "POST",
+            "/",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            b"Action=CreateStack&Version=2010-05-15",
+            "CreateStack",
+        ),
         ("lambda", "POST", "/2015-03-31/functions/f/invocations", {}, b"{}", "Invoke"),
     ],
 )
 def test_find_operation_per_protocol(
-    service: str, method: str, path: str, headers: dict[str, str], body: bytes,
+    service: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
     expected: str,
 ) -> None:
     """Operations are found for the json, query and rest-json protocols."""
@@ -72,8 +96,9 @@ def test_find_operation_per_protocol(
 
 def test_parse_params_rest_json_with_url_parameter() -> None:
     """The detector id comes from the path and the criteria from the body."""
-    request = _request("POST", "/detector/d123/findings/get", {},
-                       b'{"findingIds": ["f1", "f2"]}')
+    request = _request(
+        "POST", "/detector/d123/findings/get", {}, b'{"findingIds": ["f1", "f2"]}'
+    )
     operation = protocol.find_operation("guardduty", request)
     assert operation is not None
     params = protocol.parse_params(operation, request)
@@ -106,7 +131,9 @@ def test_check_output_accepts_a_fitting_result() -> None:
         ({"DetectorIds": [1]}, "expected string"),
     ],
 )
-def test_check_output_refuses_misfits(result: dict[str, object], complaint: str) -> None:
+def test_check_output_refuses_misfits(
+    result: dict[str, object], complaint: str
+) -> None:
     """Unknown, missing and mistyped members are each refused by name."""
     operation = protocol.service_model("guardduty").operation_model("ListDetectors")
     with pytest.raises(shapes.ShapeMismatch, match=complaint.replace("[", r"\[")):

@@ -56,7 +56,9 @@ def test_ensure_running_reports_an_unresponsive_process(
     try:
         record = {"pid": sleeper.pid, "port": held_port}
         (home / server.STATE_FILE).write_text(json.dumps(record))
-        with pytest.raises(LocalCloudError, match=f"pid {sleeper.pid}.*labkit local down"):
+        with pytest.raises(
+            LocalCloudError, match=f"pid {sleeper.pid}.*labkit local down"
+        ):
             server.ensure_running()
     finally:
         sleeper.kill()
