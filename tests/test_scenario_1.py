@@ -1,0 +1,123 @@
+"""Scenario 1 end to end on the real local cloud, as the notebooks run it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+import labkit
+from labkit import inventory, rules
+from labkit.errors import EventPatternError, StackError
+from labkit.lab import Lab
+
+FINDING = "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"
+
+
+@pytest.fixture(scope="module")
+def deployed(local_cloud: str) -> Iterator[tuple[Lab, str, dict[str, str]]]:
+    """A fresh local cloud with GuardDuty on and the stack deployed."""
+    import urllib.request
+
+    reset = urllib.request.Request(f"{local_cloud}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=30).close()
+    lab = labkit.connect()
+    detector_id, _ = labkit.enable_guardduty(lab)
+    outputs = labkit.deploy_stack(lab, detector_id=detector_id, progress=False)
+    yield lab, detector_id, outputs
+
+
+def test_no_finding_without_the_threat_list(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+    """Pings alone raise nothing: the detector needs the address on an active list."""
+    lab, detector_id, _ = deployed
+    lab.advance(3)
+    assert labkit.lab_findings(lab, detector_id).empty
+
+
+def test_finding_comes_from_the_detector(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+    """Once the list is active, the pings raise one finding about that instance."""
+    lab, detector_id, outputs = deployed
+    labkit.activate_threat_list(lab, outputs)
+    found = labkit.wait_for_findings(lab, detector_id, [FINDING], timeout_minutes=10)
+
+    assert len(found) == 1
+    row = found.iloc[0]
+    assert row["instance_id"] == outputs["Scenario1InstanceId"]
+    assert row["remote_ips"] == [outputs["MaliciousIp"]]
+    assert row["action_type"] == "NETWORK_CONNECTION"
+    assert row["severity_label"] == "Medium"
+    assert not row["sample"]
+    full = labkit.finding_json(lab, detector_id, row["id"])
+    evidence = full["Service"]["Evidence"]["ThreatIntelligenceDetails"][0]
+    assert evidence["ThreatListName"] == "Example-Threat-List"
+
+
+def test_rule_isolates_and_notifies(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+    """The rule's Lambda leaves the instance only in the forensic group; two e-mails."""
+    lab, _, outputs = deployed
+    groups = inventory.instance_security_groups(lab, outputs["Scenario1InstanceId"])
+    assert groups["group_id"].tolist() == [outputs["ForensicSecurityGroupId"]]
+
+    inbox = labkit.read_inbox(lab, outputs["InboxQueueUrl"])
+    assert len(inbox) == 2
+    alert, remediation = inbox["message"].tolist()
+    assert alert.startswith('"') and alert.endswith('"')
+    assert outputs["Scenario1InstanceId"] in alert
+    assert "<" not in alert
+    assert outputs["ForensicSecurityGroupId"] in remediation
+
+
+def test_other_instances_keep_their_group(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+    """Only the instance in the finding is isolated."""
+    lab, _, outputs = deployed
+    for key in ("Scenario3InstanceId", "MaliciousInstanceId", "SecureServer1InstanceId"):
+        groups = inventory.instance_security_groups(lab, outputs[key])
+        assert groups["group_id"].tolist() == [outputs["TargetSecurityGroupId"]]
+
+
+def test_isolated_pings_are_rejected(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+    """After isolation the flow log shows REJECT and the finding's count stops."""
+    lab, detector_id, outputs = deployed
+    count_before = int(labkit.lab_findings(lab, detector_id)["count"].iloc[0])
+    lab.advance(4)
+
+    records = inventory.flow_log_records(lab, outputs["FlowLogGroup"], limit=200)
+    pings = records[records["dstaddr"] == outputs["MaliciousIp"]]
+    assert pings["action"].iloc[-1] == "REJECT"
+    assert "ACCEPT" in set(pings["action"])
+    assert set(pings["protocol"]) == {"1"}
+    assert int(labkit.lab_findings(lab, detector_id)["count"].iloc[0]) == count_before
+
+
+def test_function_code_is_the_deployed_module(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
+    """GetFunction's download link gives the handler's own source file."""
+    from labkit.remediation import source_path
+
+    lab, _, _ = deployed
+    shown = inventory.function_source(lab, "Security-Workshop-Remediation-EC2-MaliciousIPCaller")
+    assert shown == source_path("isolate_instance").read_text()
+
+
+def test_pattern_check_through_eventbridge(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+    """TestEventPattern matches exact types only; a bad pattern is a LabError."""
+    lab, _, _ = deployed
+    pattern = inventory.rule_pattern(lab, "GuardDuty-Event-EC2-MaliciousIPCaller")
+    assert rules.pattern_matches(lab, pattern, {"type": FINDING})
+    assert not rules.pattern_matches(lab, pattern, {"type": FINDING.removesuffix(".Custom")})
+    with pytest.raises(EventPatternError, match="refused the pattern"):
+        rules.pattern_matches(lab, {"detail": {"type": FINDING}}, {"type": FINDING})
+
+
+def test_deploy_refuses_a_failed_stack(fresh_cloud: str) -> None:
+    """A stack left in ROLLBACK_COMPLETE is named, with the way out."""
+    lab = labkit.connect()
+    bad = {"Resources": {"Broken": {"Type": "AWS::Not::AType", "Properties": {}}}}
+    cfn = lab.client("cloudformation")
+    cfn.create_stack(StackName=lab.stack_name, TemplateBody=json.dumps(bad))
+
+    # deploy_stack first waits for the stack in progress, then judges it.
+    with pytest.raises(StackError, match="ROLLBACK_COMPLETE.*delete_stack"):
+        labkit.deploy_stack(lab, detector_id="0" * 32, progress=False)
