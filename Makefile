@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lab test bench clean
+.PHONY: setup lab test bench outputs clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench.run
+
+# After changing a notebook: store the outputs nbval compares, strip the rest.
+outputs: setup
+	$(BIN)/python tests/refresh_outputs.py
 
 clean:
 	-$(BIN)/labkit local down

@@ -1,4 +1,4 @@
-"""The ``labkit`` command: start, stop and inspect the local cloud.
+"""The labkit command: start, stop and inspect the local cloud.
 
 labkit local up [--port N]    start it (or say where it already runs)
 labkit local down             stop it
@@ -12,8 +12,9 @@ import argparse
 import json
 import sys
 
-from labkit.errors import LabError
+from labkit.errors import ConfigError, LabError
 from labkit.local import control, server
+from labkit.local.clock import MAX_ADVANCE_MINUTES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "status":
             print(json.dumps(server.status(), indent=2))
         elif args.action == "advance":
+            if not 0 <= args.minutes <= MAX_ADVANCE_MINUTES:
+                message = (
+                    f"minutes must be between 0 and {MAX_ADVANCE_MINUTES} "
+                    f"(got {args.minutes:g}): lab time only moves forward"
+                )
+                raise ConfigError(message)
             url = server.ensure_running()
             print(json.dumps(control.advance(url, args.minutes), indent=2))
     except LabError as error:

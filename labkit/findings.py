@@ -485,8 +485,8 @@ def type_parts(finding_types: Iterable[str]) -> pd.DataFrame:
 
     Returns:
         One row per type, columns ``type, purpose, affected, family,
-        mechanism, artifact``; a part the type does not have is missing.
+        mechanism, artifact``; a part the type does not have is empty.
     """
     rows = [{"type": t, **_type_parts(t)} for t in finding_types]
     columns = ["type", "purpose", "affected", "family", "mechanism", "artifact"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).fillna("")

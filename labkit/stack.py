@@ -272,7 +272,11 @@ def _wait(
             bar.set_postfix_str(status)
             if not status.endswith("_IN_PROGRESS"):
                 if status in _DONE:
-                    bar.update(total - bar.n)
+                    # Resources whose Condition is false (the e-mail
+                    # subscriptions without an address) are never made:
+                    # the bar ends at what the stack really holds.
+                    bar.total = max(events.done(), bar.n)
+                    bar.update(bar.total - bar.n)
                 return status, description
             if _clock() > deadline:
                 raise WaitTimeoutError(

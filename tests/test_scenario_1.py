@@ -28,14 +28,18 @@ def deployed(local_cloud: str) -> Iterator[tuple[Lab, str, dict[str, str]]]:
     yield lab, detector_id, outputs
 
 
-def test_no_finding_without_the_threat_list(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_no_finding_without_the_threat_list(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
     """Pings alone raise nothing: the detector needs the address on an active list."""
     lab, detector_id, _ = deployed
     lab.advance(3)
     assert labkit.lab_findings(lab, detector_id).empty
 
 
-def test_finding_comes_from_the_detector(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_finding_comes_from_the_detector(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
     """Once the list is active, the pings raise one finding about that instance."""
     lab, detector_id, outputs = deployed
     labkit.activate_threat_list(lab, outputs)
@@ -68,10 +72,16 @@ def test_rule_isolates_and_notifies(deployed: tuple[Lab, str, dict[str, str]]) -
     assert outputs["ForensicSecurityGroupId"] in remediation
 
 
-def test_other_instances_keep_their_group(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_other_instances_keep_their_group(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
     """Only the instance in the finding is isolated."""
     lab, _, outputs = deployed
-    for key in ("Scenario3InstanceId", "MaliciousInstanceId", "SecureServer1InstanceId"):
+    for key in (
+        "Scenario3InstanceId",
+        "MaliciousInstanceId",
+        "SecureServer1InstanceId",
+    ):
         groups = inventory.instance_security_groups(lab, outputs[key])
         assert groups["group_id"].tolist() == [outputs["TargetSecurityGroupId"]]
 
@@ -97,16 +107,22 @@ def test_function_code_is_the_deployed_module(
     from labkit.remediation import source_path
 
     lab, _, _ = deployed
-    shown = inventory.function_source(lab, "Security-Workshop-Remediation-EC2-MaliciousIPCaller")
+    shown = inventory.function_source(
+        lab, "Security-Workshop-Remediation-EC2-MaliciousIPCaller"
+    )
     assert shown == source_path("isolate_instance").read_text()
 
 
-def test_pattern_check_through_eventbridge(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_pattern_check_through_eventbridge(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
     """TestEventPattern matches exact types only; a bad pattern is a LabError."""
     lab, _, _ = deployed
     pattern = inventory.rule_pattern(lab, "GuardDuty-Event-EC2-MaliciousIPCaller")
     assert rules.pattern_matches(lab, pattern, {"type": FINDING})
-    assert not rules.pattern_matches(lab, pattern, {"type": FINDING.removesuffix(".Custom")})
+    assert not rules.pattern_matches(
+        lab, pattern, {"type": FINDING.removesuffix(".Custom")}
+    )
     with pytest.raises(EventPatternError, match="refused the pattern"):
         rules.pattern_matches(lab, {"detail": {"type": FINDING}}, {"type": FINDING})
 

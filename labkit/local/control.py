@@ -33,6 +33,10 @@ def request(
             return dict(json.loads(answer.read()))
     except urllib.error.HTTPError as error:
         detail = error.read().decode("utf-8", "replace")
+        try:
+            detail = str(json.loads(detail)["error"])
+        except (ValueError, KeyError, TypeError):
+            pass
         message = f"the local cloud refused {name!r}: {detail}"
         raise LocalCloudError(message) from error
     except (urllib.error.URLError, OSError) as error:

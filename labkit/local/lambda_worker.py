@@ -191,10 +191,25 @@ class _Worker:
                 print(traceback.format_exc().rstrip())
 
         reply["duration_ms"] = (time.monotonic() - started) * 1000
-        reply["max_memory_mb"] = (
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-        )
+        reply["max_memory_mb"] = _peak_memory_mb()
         return reply
+
+
+def _peak_memory_mb() -> int:
+    """Return this worker's own peak resident memory, in MB.
+
+    ``getrusage`` would report the parent's peak too: Linux carries
+    ``ru_maxrss`` across the start of a new program, and the worker is started
+    by the local cloud's large process. ``VmHWM`` is this process's own peak.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
 
 
 class _RuntimeFailure(Exception):

@@ -209,16 +209,32 @@ def _port_free(port: int) -> bool:
     return True
 
 
+class _RealTimeFormatter(logging.Formatter):
+    """Stamp log lines with the real time, not the lab clock's.
+
+    The process runs on lab time, which jumps ahead; a log read across
+    restarts must still go forward. The lab time is in the messages that
+    need it.
+    """
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        from time_machine import escape_hatch
+
+        real = datetime.fromtimestamp(escape_hatch.time.time()).astimezone()
+        return real.strftime("%Y-%m-%d %H:%M:%S") + f",{real.microsecond // 1000:03d}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the local cloud in this process until it is told to stop."""
     parser = argparse.ArgumentParser(prog="labkit.local.server")
     parser.add_argument("--port", type=int, default=settings.DEFAULT_PORT)
     parser.add_argument("--start", help="lab clock start, ISO 8601 (default: now)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _RealTimeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
     from labkit.local import app
 
