@@ -8,10 +8,8 @@ the lab's artifact bucket first, under keys that change when the code does.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import yaml
 from botocore.exceptions import ClientError
 from tqdm.auto import tqdm
 
+from labkit import remediation
 from labkit.errors import ConfigError, NotDeployedError, StackError, WaitTimeoutError
 from labkit.lab import Lab
 
@@ -29,18 +28,10 @@ logger = logging.getLogger(__name__)
 _PACKAGE_DIR = Path(__file__).resolve().parent
 # An editable install keeps the package in the clone, next to cfn/.
 TEMPLATE_PATH = _PACKAGE_DIR.parent / "cfn" / "security-workshop.yaml"
-REMEDIATION_DIR = _PACKAGE_DIR / "remediation"
-HANDLERS = {
-    "IsolateCodeKey": "isolate_instance.py",
-    "RevokeCodeKey": "revoke_sessions.py",
-}
 STACK_TAG = {"Key": "labkit", "Value": "security-workshop"}
 POLL_SECONDS = {"local": 0.2, "aws": 10.0}
 MAX_TEMPLATE_BODY = 51_200
 
-# Fixed zip entry times make the archive's bytes, and so its key, depend on
-# the code alone.
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _STACK_TYPE = "AWS::CloudFormation::Stack"
 _OP_STARTS = {"CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"}
 _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "DELETE_SKIPPED"}
@@ -55,24 +46,6 @@ _clock = time.monotonic
 def artifact_bucket_name(lab: Lab) -> str:
     """Return the name of the lab's artifact bucket in this account and region."""
     return f"labkit-artifacts-{lab.account_id}-{lab.region}"
-
-
-def zip_handler(source: Path) -> bytes:
-    """Zip one handler file at the archive root, with byte-identical output.
-
-    Args:
-        source: the handler's ``.py`` file.
-
-    Returns:
-        The zip archive's bytes; the same code always gives the same bytes.
-    """
-    info = zipfile.ZipInfo(source.name, date_time=_ZIP_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o100644 << 16
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(info, source.read_bytes())
-    return buffer.getvalue()
 
 
 def package_remediation(lab: Lab) -> dict[str, str]:
@@ -90,10 +63,10 @@ def package_remediation(lab: Lab) -> dict[str, str]:
     _ensure_bucket(s3, bucket, lab.region)
 
     keys = {"ArtifactBucket": bucket}
-    for parameter, file_name in HANDLERS.items():
-        body = zip_handler(REMEDIATION_DIR / file_name)
+    for parameter, module in remediation.CODE_KEY_PARAMETERS.items():
+        body = remediation.build_zip(module)
         digest = hashlib.sha256(body).hexdigest()
-        key = f"remediation/{Path(file_name).stem}/{digest}.zip"
+        key = f"remediation/{module}/{digest}.zip"
         _upload_once(s3, bucket, key, body)
         keys[parameter] = key
     return keys

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from labkit import stack, threatlist
+from labkit import remediation, stack, threatlist
 from labkit.errors import NotDeployedError, StackError, WaitTimeoutError
 from labkit.guardduty import activate_threat_list, enable_guardduty
 from labkit.lab import Lab
@@ -50,15 +50,10 @@ OUTPUTS = [{"OutputKey": "InboxQueueUrl", "OutputValue": "https://sqs/inbox"}]
 
 @pytest.fixture
 def lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Lab:
-    """An aws-mode lab with a small template and two small handlers."""
+    """An aws-mode lab with a small template."""
     template = tmp_path / "security-workshop.yaml"
     template.write_text(TEMPLATE)
-    handlers = tmp_path / "remediation"
-    handlers.mkdir()
-    (handlers / "isolate_instance.py").write_text("def handler(e, c):\n    return 1\n")
-    (handlers / "revoke_sessions.py").write_text("def handler(e, c):\n    return 2\n")
     monkeypatch.setattr(stack, "TEMPLATE_PATH", template)
-    monkeypatch.setattr(stack, "REMEDIATION_DIR", handlers)
     monkeypatch.setattr(stack, "_sleep", lambda seconds: None)
     session = boto3.Session(
         aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
@@ -74,9 +69,9 @@ def _stubbers(lab: Lab, *services: str) -> dict[str, Stubber]:
 
 def _code_keys(lab: Lab) -> dict[str, str]:
     keys = {}
-    for parameter, name in stack.HANDLERS.items():
-        digest = hashlib.sha256(stack.zip_handler(stack.REMEDIATION_DIR / name))
-        keys[parameter] = f"remediation/{Path(name).stem}/{digest.hexdigest()}.zip"
+    for parameter, module in remediation.CODE_KEY_PARAMETERS.items():
+        digest = hashlib.sha256(remediation.build_zip(module))
+        keys[parameter] = f"remediation/{module}/{digest.hexdigest()}.zip"
     return keys
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from labkit import stack
+from labkit import remediation, stack
 from labkit.errors import ConfigError
 from labkit.lab import Lab
 from labkit.local import settings
@@ -30,15 +30,10 @@ def moto_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def lab(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Lab:
-    """A local-mode lab aimed at an emptied moto server, with small handlers."""
+def lab(moto_url: str) -> Lab:
+    """A local-mode lab aimed at an emptied moto server."""
     reset = urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")
     urllib.request.urlopen(reset, timeout=10).close()
-    handlers = tmp_path / "remediation"
-    handlers.mkdir()
-    (handlers / "isolate_instance.py").write_text("def handler(e, c):\n    return 1\n")
-    (handlers / "revoke_sessions.py").write_text("def handler(e, c):\n    return 2\n")
-    monkeypatch.setattr(stack, "REMEDIATION_DIR", handlers)
     return Lab("local", endpoint_url=moto_url)
 
 
@@ -48,13 +43,13 @@ def test_template_path_points_into_the_repository() -> None:
     assert stack.TEMPLATE_PATH == package.parent / "cfn" / "security-workshop.yaml"
 
 
-def test_zip_handler_is_byte_identical_across_runs(tmp_path: Path) -> None:
+def test_zip_source_is_byte_identical_across_runs(tmp_path: Path) -> None:
     """The same code zips to the same bytes, whatever the file's mtime."""
     source = tmp_path / "isolate_instance.py"
     source.write_text("def handler(event, context):\n    return None\n")
-    first = stack.zip_handler(source)
+    first = remediation.zip_source(source)
     os.utime(source, (1_900_000_000, 1_900_000_000))
-    second = stack.zip_handler(source)
+    second = remediation.zip_source(source)
     assert first == second
 
     with zipfile.ZipFile(io.BytesIO(first)) as archive:
@@ -62,13 +57,13 @@ def test_zip_handler_is_byte_identical_across_runs(tmp_path: Path) -> None:
         assert archive.read("isolate_instance.py") == source.read_bytes()
 
 
-def test_zip_handler_changes_with_the_code(tmp_path: Path) -> None:
+def test_zip_source_changes_with_the_code(tmp_path: Path) -> None:
     """Different code gives a different archive (and so a new key)."""
     source = tmp_path / "revoke_sessions.py"
     source.write_text("A = 1\n")
-    before = stack.zip_handler(source)
+    before = remediation.zip_source(source)
     source.write_text("A = 2\n")
-    assert stack.zip_handler(source) != before
+    assert remediation.zip_source(source) != before
 
 
 def test_package_remediation_uploads_keyed_by_sha256(lab: Lab) -> None:
@@ -80,9 +75,9 @@ def test_package_remediation_uploads_keyed_by_sha256(lab: Lab) -> None:
     s3 = lab.client("s3")
     location = s3.get_bucket_location(Bucket=bucket)["LocationConstraint"]
     assert location == "eu-west-2"
-    for parameter, name in stack.HANDLERS.items():
+    for parameter, module in remediation.CODE_KEY_PARAMETERS.items():
         body = s3.get_object(Bucket=bucket, Key=keys[parameter])["Body"].read()
-        assert body == stack.zip_handler(stack.REMEDIATION_DIR / name)
+        assert body == remediation.build_zip(module)
         assert hashlib.sha256(body).hexdigest() in keys[parameter]
 
 
@@ -129,7 +124,12 @@ def test_repository_template_takes_the_parameters_deploy_passes() -> None:
     assert len(body.encode("utf-8")) <= stack.MAX_TEMPLATE_BODY
     assert total > 0
     parsed = yaml.load(body, Loader=stack._CfnLoader)
-    expected = {"DetectorId", "ArtifactBucket", "EmailAddress", *stack.HANDLERS}
+    expected = {
+        "DetectorId",
+        "ArtifactBucket",
+        "EmailAddress",
+        *remediation.CODE_KEY_PARAMETERS,
+    }
     assert expected <= set(parsed["Parameters"])
     assert {"MaliciousIp", "ThreatListBucket", "InboxQueueUrl"} <= set(
         parsed["Outputs"]

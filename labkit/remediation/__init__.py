@@ -61,7 +61,15 @@ def build_zip(module: str) -> bytes:
         The bytes of a zip holding ``<module>.py`` at its root, identical for
         identical source.
     """
-    path = source_path(module)
+    return zip_source(source_path(module))
+
+
+def zip_source(path: Path) -> bytes:
+    """Zip one source file at the archive root, with byte-identical output.
+
+    The entry's time is fixed, so the same code always gives the same bytes
+    (and the same CodeSha256), whatever the file's modification time.
+    """
     info = zipfile.ZipInfo(path.name, date_time=_ZIP_TIME)
     info.external_attr = 0o644 << 16
     info.compress_type = zipfile.ZIP_DEFLATED

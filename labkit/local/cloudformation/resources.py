@@ -67,6 +67,14 @@ class ResourceContext:
         response.pop("ResponseMetadata", None)
         return response
 
+    def delete(self, service: str, operation: str, **params: Any) -> None:
+        """Call a delete ``operation``; a resource already gone is success."""
+        try:
+            self.call(service, operation, **params)
+        except ClientError as error:
+            if not is_gone(error):
+                raise
+
     def physical_name(self, max_length: int = 128, lowercase: bool = False) -> str:
         """Return a generated name as AWS makes them: stack-logical-RANDOM."""
         alphabet = string.ascii_uppercase + string.digits
@@ -168,6 +176,11 @@ def is_gone(error: ClientError) -> bool:
     """
     code = str(error.response.get("Error", {}).get("Code", ""))
     return any(mark in code for mark in ("NotFound", "NoSuch", "NonExistent"))
+
+
+def pick(props: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """Return the properties named by ``keys`` that the template sets."""
+    return {key: props[key] for key in keys if key in props}
 
 
 def policy_text(document: Any) -> str:

@@ -9,32 +9,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from labkit.local.cloudformation.resources import (
     Created,
     Provisioned,
     ResourceContext,
     creates,
     deletes,
-    is_gone,
+    pick,
     policy_text,
     tag_dict,
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _delete(ctx: ResourceContext, service: str, operation: str, **params: Any) -> None:
-    try:
-        ctx.call(service, operation, **params)
-    except ClientError as error:
-        if not is_gone(error):
-            raise
-
-
-def _copy(props: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: props[key] for key in keys if key in props}
 
 
 @creates("AWS::SSM::Parameter")
@@ -48,7 +34,7 @@ def create_parameter(ctx: ResourceContext, props: dict[str, Any]) -> Created:
         "Name": name,
         "Type": props["Type"],
         "Value": props["Value"],
-        **_copy(props, "Description", "AllowedPattern", "Tier", "DataType"),
+        **pick(props, "Description", "AllowedPattern", "Tier", "DataType"),
     }
     tags = props.get("Tags") or {}
     merged = {**tag_dict(ctx.stack_tags), **tags}
@@ -60,7 +46,7 @@ def create_parameter(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::SSM::Parameter")
 def delete_parameter(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "ssm", "DeleteParameter", Name=res.physical_id)
+    ctx.delete("ssm", "DeleteParameter", Name=res.physical_id)
 
 
 @creates("AWS::DynamoDB::Table")
@@ -68,7 +54,7 @@ def create_table(ctx: ResourceContext, props: dict[str, Any]) -> Created:
     name = props.get("TableName") or ctx.physical_name(255)
     params: dict[str, Any] = {
         "TableName": name,
-        **_copy(
+        **pick(
             props,
             "AttributeDefinitions",
             "KeySchema",
@@ -96,7 +82,7 @@ def create_table(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::DynamoDB::Table")
 def delete_table(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "dynamodb", "DeleteTable", TableName=res.physical_id)
+    ctx.delete("dynamodb", "DeleteTable", TableName=res.physical_id)
 
 
 @creates("AWS::Logs::LogGroup")
@@ -122,7 +108,7 @@ def create_log_group(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::Logs::LogGroup")
 def delete_log_group(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "logs", "DeleteLogGroup", logGroupName=res.physical_id)
+    ctx.delete("logs", "DeleteLogGroup", logGroupName=res.physical_id)
 
 
 def _transformation(item: dict[str, Any]) -> dict[str, Any]:
@@ -158,8 +144,7 @@ def create_metric_filter(ctx: ResourceContext, props: dict[str, Any]) -> Created
 
 @deletes("AWS::Logs::MetricFilter")
 def delete_metric_filter(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(
-        ctx,
+    ctx.delete(
         "logs",
         "DeleteMetricFilter",
         logGroupName=res.notes["LogGroupName"],
@@ -211,7 +196,7 @@ def create_bucket(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::S3::Bucket")
 def delete_bucket(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "s3", "DeleteBucket", Bucket=res.physical_id)
+    ctx.delete("s3", "DeleteBucket", Bucket=res.physical_id)
 
 
 @creates("AWS::S3::BucketPolicy")
@@ -223,4 +208,4 @@ def create_bucket_policy(ctx: ResourceContext, props: dict[str, Any]) -> Created
 
 @deletes("AWS::S3::BucketPolicy")
 def delete_bucket_policy(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "s3", "DeleteBucketPolicy", Bucket=res.properties["Bucket"])
+    ctx.delete("s3", "DeleteBucketPolicy", Bucket=res.properties["Bucket"])

@@ -26,14 +26,6 @@ from labkit.local.cloudformation.resources import (
 logger = logging.getLogger(__name__)
 
 
-def _delete(ctx: ResourceContext, operation: str, **params: Any) -> None:
-    try:
-        ctx.call("ec2", operation, **params)
-    except ClientError as error:
-        if not is_gone(error):
-            raise
-
-
 def ip_permission(rule: dict[str, Any], *, egress: bool) -> dict[str, Any]:
     """Return one template rule (ingress or egress) as an EC2 IpPermission.
 
@@ -123,7 +115,7 @@ def create_security_group(ctx: ResourceContext, props: dict[str, Any]) -> Create
 
 @deletes("AWS::EC2::SecurityGroup")
 def delete_security_group(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DeleteSecurityGroup", GroupId=res.notes["GroupId"])
+    ctx.delete("ec2", "DeleteSecurityGroup", GroupId=res.notes["GroupId"])
 
 
 def _group_rule(
@@ -151,8 +143,8 @@ def create_ingress(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 def delete_ingress(ctx: ResourceContext, res: Provisioned) -> None:
     permission = [res.notes["Permission"]]
     group_id = res.properties["GroupId"]
-    _delete(
-        ctx, "RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=permission
+    ctx.delete(
+        "ec2", "RevokeSecurityGroupIngress", GroupId=group_id, IpPermissions=permission
     )
 
 
@@ -165,8 +157,8 @@ def create_egress(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 def delete_egress(ctx: ResourceContext, res: Provisioned) -> None:
     permission = [res.notes["Permission"]]
     group_id = res.properties["GroupId"]
-    _delete(
-        ctx, "RevokeSecurityGroupEgress", GroupId=group_id, IpPermissions=permission
+    ctx.delete(
+        "ec2", "RevokeSecurityGroupEgress", GroupId=group_id, IpPermissions=permission
     )
 
 
@@ -202,8 +194,10 @@ def delete_eip(ctx: ResourceContext, res: Provisioned) -> None:
         raise
     for address in found:
         if address.get("AssociationId"):
-            _delete(ctx, "DisassociateAddress", AssociationId=address["AssociationId"])
-    _delete(ctx, "ReleaseAddress", AllocationId=allocation_id)
+            ctx.delete(
+                "ec2", "DisassociateAddress", AssociationId=address["AssociationId"]
+            )
+    ctx.delete("ec2", "ReleaseAddress", AllocationId=allocation_id)
 
 
 @creates("AWS::EC2::EIPAssociation")
@@ -218,7 +212,7 @@ def create_eip_association(ctx: ResourceContext, props: dict[str, Any]) -> Creat
 
 @deletes("AWS::EC2::EIPAssociation")
 def delete_eip_association(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DisassociateAddress", AssociationId=res.physical_id)
+    ctx.delete("ec2", "DisassociateAddress", AssociationId=res.physical_id)
 
 
 def _user_data(encoded: str) -> str:
@@ -274,4 +268,4 @@ def create_instance(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::EC2::Instance")
 def delete_instance(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "TerminateInstances", InstanceIds=[res.physical_id])
+    ctx.delete("ec2", "TerminateInstances", InstanceIds=[res.physical_id])

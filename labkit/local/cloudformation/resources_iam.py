@@ -26,14 +26,6 @@ from labkit.local.cloudformation.resources import (
 logger = logging.getLogger(__name__)
 
 
-def _delete(ctx: ResourceContext, operation: str, **params: Any) -> None:
-    try:
-        ctx.call("iam", operation, **params)
-    except ClientError as error:
-        if not is_gone(error):
-            raise
-
-
 def _path(props: dict[str, Any]) -> dict[str, str]:
     return {"Path": props["Path"]} if "Path" in props else {}
 
@@ -56,9 +48,11 @@ def _put_policies(
 def _remove_policies(ctx: ResourceContext, res: Provisioned, kind: str) -> None:
     name = {f"{kind}Name": res.physical_id}
     for policy in res.properties.get("Policies", []):
-        _delete(ctx, f"Delete{kind}Policy", **name, PolicyName=policy["PolicyName"])
+        ctx.delete(
+            "iam", f"Delete{kind}Policy", **name, PolicyName=policy["PolicyName"]
+        )
     for arn in res.properties.get("ManagedPolicyArns", []):
-        _delete(ctx, f"Detach{kind}Policy", **name, PolicyArn=arn)
+        ctx.delete("iam", f"Detach{kind}Policy", **name, PolicyArn=arn)
 
 
 @creates("AWS::IAM::Role")
@@ -91,13 +85,13 @@ def delete_role(ctx: ResourceContext, res: Provisioned) -> None:
             return
         raise
     for profile in profiles["InstanceProfiles"]:
-        _delete(
-            ctx,
+        ctx.delete(
+            "iam",
             "RemoveRoleFromInstanceProfile",
             InstanceProfileName=profile["InstanceProfileName"],
             RoleName=res.physical_id,
         )
-    _delete(ctx, "DeleteRole", RoleName=res.physical_id)
+    ctx.delete("iam", "DeleteRole", RoleName=res.physical_id)
 
 
 @creates("AWS::IAM::InstanceProfile")
@@ -116,13 +110,13 @@ def create_instance_profile(ctx: ResourceContext, props: dict[str, Any]) -> Crea
 @deletes("AWS::IAM::InstanceProfile")
 def delete_instance_profile(ctx: ResourceContext, res: Provisioned) -> None:
     for role in res.properties.get("Roles", []):
-        _delete(
-            ctx,
+        ctx.delete(
+            "iam",
             "RemoveRoleFromInstanceProfile",
             InstanceProfileName=res.physical_id,
             RoleName=role,
         )
-    _delete(ctx, "DeleteInstanceProfile", InstanceProfileName=res.physical_id)
+    ctx.delete("iam", "DeleteInstanceProfile", InstanceProfileName=res.physical_id)
 
 
 @creates("AWS::IAM::User")
@@ -143,8 +137,10 @@ def create_user(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 def delete_user(ctx: ResourceContext, res: Provisioned) -> None:
     _remove_policies(ctx, res, "User")
     for group in res.properties.get("Groups", []):
-        _delete(ctx, "RemoveUserFromGroup", GroupName=group, UserName=res.physical_id)
-    _delete(ctx, "DeleteUser", UserName=res.physical_id)
+        ctx.delete(
+            "iam", "RemoveUserFromGroup", GroupName=group, UserName=res.physical_id
+        )
+    ctx.delete("iam", "DeleteUser", UserName=res.physical_id)
 
 
 @creates("AWS::IAM::AccessKey")
@@ -164,8 +160,8 @@ def create_access_key(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::IAM::AccessKey")
 def delete_access_key(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(
-        ctx,
+    ctx.delete(
+        "iam",
         "DeleteAccessKey",
         UserName=res.properties["UserName"],
         AccessKeyId=res.physical_id,
@@ -195,8 +191,8 @@ def create_policy(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 def delete_policy(ctx: ResourceContext, res: Provisioned) -> None:
     for prop, kind in _PRINCIPALS:
         for name in res.properties.get(prop, []):
-            _delete(
-                ctx,
+            ctx.delete(
+                "iam",
                 f"Delete{kind}Policy",
                 **{f"{kind}Name": name},
                 PolicyName=res.properties["PolicyName"],
@@ -227,10 +223,10 @@ def create_managed_policy(ctx: ResourceContext, props: dict[str, Any]) -> Create
 def delete_managed_policy(ctx: ResourceContext, res: Provisioned) -> None:
     for prop, kind in _PRINCIPALS:
         for name in res.properties.get(prop, []):
-            _delete(
-                ctx,
+            ctx.delete(
+                "iam",
                 f"Detach{kind}Policy",
                 **{f"{kind}Name": name},
                 PolicyArn=res.physical_id,
             )
-    _delete(ctx, "DeletePolicy", PolicyArn=res.physical_id)
+    ctx.delete("iam", "DeletePolicy", PolicyArn=res.physical_id)

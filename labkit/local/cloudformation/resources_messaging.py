@@ -23,14 +23,6 @@ from labkit.local.cloudformation.resources import (
 logger = logging.getLogger(__name__)
 
 
-def _delete(ctx: ResourceContext, service: str, operation: str, **params: Any) -> None:
-    try:
-        ctx.call(service, operation, **params)
-    except ClientError as error:
-        if not is_gone(error):
-            raise
-
-
 def _text(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value)
@@ -82,13 +74,12 @@ def delete_topic(ctx: ResourceContext, res: Provisioned) -> None:
     # Deleting a topic in AWS also removes its subscriptions.
     for subscription in subscriptions:
         if subscription["SubscriptionArn"].startswith("arn:"):
-            _delete(
-                ctx,
+            ctx.delete(
                 "sns",
                 "Unsubscribe",
                 SubscriptionArn=subscription["SubscriptionArn"],
             )
-    _delete(ctx, "sns", "DeleteTopic", TopicArn=res.physical_id)
+    ctx.delete("sns", "DeleteTopic", TopicArn=res.physical_id)
 
 
 @creates("AWS::SNS::Subscription")
@@ -109,7 +100,7 @@ def create_subscription(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::SNS::Subscription")
 def delete_subscription(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "sns", "Unsubscribe", SubscriptionArn=res.physical_id)
+    ctx.delete("sns", "Unsubscribe", SubscriptionArn=res.physical_id)
 
 
 def _default_topic_policy(ctx: ResourceContext, topic_arn: str) -> str:
@@ -150,8 +141,7 @@ def create_topic_policy(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 @deletes("AWS::SNS::TopicPolicy")
 def delete_topic_policy(ctx: ResourceContext, res: Provisioned) -> None:
     for topic in res.properties["Topics"]:
-        _delete(
-            ctx,
+        ctx.delete(
             "sns",
             "SetTopicAttributes",
             TopicArn=topic,
@@ -197,7 +187,7 @@ def create_queue(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::SQS::Queue")
 def delete_queue(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "sqs", "DeleteQueue", QueueUrl=res.physical_id)
+    ctx.delete("sqs", "DeleteQueue", QueueUrl=res.physical_id)
 
 
 @creates("AWS::SQS::QueuePolicy")
@@ -213,9 +203,7 @@ def create_queue_policy(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 @deletes("AWS::SQS::QueuePolicy")
 def delete_queue_policy(ctx: ResourceContext, res: Provisioned) -> None:
     for url in res.properties["Queues"]:
-        _delete(
-            ctx, "sqs", "SetQueueAttributes", QueueUrl=url, Attributes={"Policy": ""}
-        )
+        ctx.delete("sqs", "SetQueueAttributes", QueueUrl=url, Attributes={"Policy": ""})
 
 
 _TARGET_KEYS = ("Id", "Arn", "Input", "InputPath", "InputTransformer", "RoleArn")
@@ -257,7 +245,7 @@ def delete_rule(ctx: ResourceContext, res: Provisioned) -> None:
     if listed:
         ids = [target["Id"] for target in listed]
         ctx.call("events", "RemoveTargets", Rule=name, Ids=ids, **bus)
-    _delete(ctx, "events", "DeleteRule", Name=name, **bus)
+    ctx.delete("events", "DeleteRule", Name=name, **bus)
 
 
 def _inline_zip(source: str, runtime: str) -> bytes:
@@ -301,7 +289,7 @@ def create_function(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::Lambda::Function")
 def delete_function(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "lambda", "DeleteFunction", FunctionName=res.physical_id)
+    ctx.delete("lambda", "DeleteFunction", FunctionName=res.physical_id)
 
 
 @creates("AWS::Lambda::Permission")
@@ -323,8 +311,7 @@ def create_permission(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::Lambda::Permission")
 def delete_permission(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(
-        ctx,
+    ctx.delete(
         "lambda",
         "RemovePermission",
         FunctionName=res.notes["FunctionName"],

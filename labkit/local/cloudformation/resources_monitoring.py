@@ -6,30 +6,16 @@ import json
 import logging
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from labkit.local.cloudformation.resources import (
     Created,
     Provisioned,
     ResourceContext,
     creates,
     deletes,
-    is_gone,
+    pick,
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _delete(ctx: ResourceContext, service: str, operation: str, **params: Any) -> None:
-    try:
-        ctx.call(service, operation, **params)
-    except ClientError as error:
-        if not is_gone(error):
-            raise
-
-
-def _copy(props: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: props[key] for key in keys if key in props}
 
 
 @creates("AWS::CloudTrail::Trail")
@@ -37,7 +23,7 @@ def create_trail(ctx: ResourceContext, props: dict[str, Any]) -> Created:
     name = props.get("TrailName") or ctx.physical_name(128)
     params: dict[str, Any] = {
         "Name": name,
-        **_copy(
+        **pick(
             props,
             "S3BucketName",
             "S3KeyPrefix",
@@ -70,7 +56,7 @@ def create_trail(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::CloudTrail::Trail")
 def delete_trail(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "cloudtrail", "DeleteTrail", Name=res.physical_id)
+    ctx.delete("cloudtrail", "DeleteTrail", Name=res.physical_id)
 
 
 def _start_recorder_if_ready(ctx: ResourceContext) -> None:
@@ -107,14 +93,12 @@ def create_recorder(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::Config::ConfigurationRecorder")
 def delete_recorder(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(
-        ctx,
+    ctx.delete(
         "config",
         "StopConfigurationRecorder",
         ConfigurationRecorderName=res.physical_id,
     )
-    _delete(
-        ctx,
+    ctx.delete(
         "config",
         "DeleteConfigurationRecorder",
         ConfigurationRecorderName=res.physical_id,
@@ -151,13 +135,12 @@ def delete_delivery_channel(ctx: ResourceContext, res: Provisioned) -> None:
         "ConfigurationRecorders"
     ]
     for recorder in recorders:
-        _delete(
-            ctx,
+        ctx.delete(
             "config",
             "StopConfigurationRecorder",
             ConfigurationRecorderName=recorder["name"],
         )
-    _delete(ctx, "config", "DeleteDeliveryChannel", DeliveryChannelName=res.physical_id)
+    ctx.delete("config", "DeleteDeliveryChannel", DeliveryChannelName=res.physical_id)
 
 
 @creates("AWS::Config::ConfigRule")
@@ -166,7 +149,7 @@ def create_config_rule(ctx: ResourceContext, props: dict[str, Any]) -> Created:
     rule: dict[str, Any] = {
         "ConfigRuleName": name,
         "Source": props["Source"],
-        **_copy(props, "Description", "Scope", "MaximumExecutionFrequency"),
+        **pick(props, "Description", "Scope", "MaximumExecutionFrequency"),
     }
     if "InputParameters" in props:
         parameters = props["InputParameters"]
@@ -187,7 +170,7 @@ def create_config_rule(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::Config::ConfigRule")
 def delete_config_rule(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "config", "DeleteConfigRule", ConfigRuleName=res.physical_id)
+    ctx.delete("config", "DeleteConfigRule", ConfigRuleName=res.physical_id)
 
 
 _ALARM_KEYS = (
@@ -218,7 +201,7 @@ _ALARM_KEYS = (
 def create_alarm(ctx: ResourceContext, props: dict[str, Any]) -> Created:
     name = props.get("AlarmName") or ctx.physical_name(255)
     ctx.call(
-        "cloudwatch", "PutMetricAlarm", AlarmName=name, **_copy(props, *_ALARM_KEYS)
+        "cloudwatch", "PutMetricAlarm", AlarmName=name, **pick(props, *_ALARM_KEYS)
     )
     arn = f"arn:aws:cloudwatch:{ctx.region}:{ctx.account_id}:alarm:{name}"
     return Created(name, {"Arn": arn})
@@ -226,4 +209,4 @@ def create_alarm(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::CloudWatch::Alarm")
 def delete_alarm(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "cloudwatch", "DeleteAlarms", AlarmNames=[res.physical_id])
+    ctx.delete("cloudwatch", "DeleteAlarms", AlarmNames=[res.physical_id])

@@ -5,26 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from labkit.local.cloudformation.resources import (
     Created,
     Provisioned,
     ResourceContext,
     creates,
     deletes,
-    is_gone,
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _delete(ctx: ResourceContext, operation: str, **params: Any) -> None:
-    try:
-        ctx.call("ec2", operation, **params)
-    except ClientError as error:
-        if not is_gone(error):
-            raise
 
 
 @creates("AWS::EC2::VPC")
@@ -63,7 +52,7 @@ def create_vpc(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::EC2::VPC")
 def delete_vpc(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DeleteVpc", VpcId=res.physical_id)
+    ctx.delete("ec2", "DeleteVpc", VpcId=res.physical_id)
 
 
 @creates("AWS::EC2::Subnet")
@@ -96,7 +85,7 @@ def create_subnet(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::EC2::Subnet")
 def delete_subnet(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DeleteSubnet", SubnetId=res.physical_id)
+    ctx.delete("ec2", "DeleteSubnet", SubnetId=res.physical_id)
 
 
 @creates("AWS::EC2::InternetGateway")
@@ -112,7 +101,7 @@ def create_internet_gateway(ctx: ResourceContext, props: dict[str, Any]) -> Crea
 
 @deletes("AWS::EC2::InternetGateway")
 def delete_internet_gateway(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DeleteInternetGateway", InternetGatewayId=res.physical_id)
+    ctx.delete("ec2", "DeleteInternetGateway", InternetGatewayId=res.physical_id)
 
 
 @creates("AWS::EC2::VPCGatewayAttachment")
@@ -131,8 +120,8 @@ def create_gateway_attachment(ctx: ResourceContext, props: dict[str, Any]) -> Cr
 
 @deletes("AWS::EC2::VPCGatewayAttachment")
 def delete_gateway_attachment(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(
-        ctx,
+    ctx.delete(
+        "ec2",
         "DetachInternetGateway",
         InternetGatewayId=res.properties["InternetGatewayId"],
         VpcId=res.properties["VpcId"],
@@ -152,7 +141,7 @@ def create_route_table(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::EC2::RouteTable")
 def delete_route_table(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DeleteRouteTable", RouteTableId=res.physical_id)
+    ctx.delete("ec2", "DeleteRouteTable", RouteTableId=res.physical_id)
 
 
 _ROUTE_TARGETS = (
@@ -183,7 +172,7 @@ def create_route(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 def delete_route(ctx: ResourceContext, res: Provisioned) -> None:
     keys = ("RouteTableId", "DestinationCidrBlock", "DestinationIpv6CidrBlock")
     params = {key: res.properties[key] for key in keys if key in res.properties}
-    _delete(ctx, "DeleteRoute", **params)
+    ctx.delete("ec2", "DeleteRoute", **params)
 
 
 @creates("AWS::EC2::SubnetRouteTableAssociation")
@@ -199,7 +188,7 @@ def create_route_association(ctx: ResourceContext, props: dict[str, Any]) -> Cre
 
 @deletes("AWS::EC2::SubnetRouteTableAssociation")
 def delete_route_association(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DisassociateRouteTable", AssociationId=res.physical_id)
+    ctx.delete("ec2", "DisassociateRouteTable", AssociationId=res.physical_id)
 
 
 @creates("AWS::EC2::FlowLog")
@@ -227,4 +216,4 @@ def create_flow_log(ctx: ResourceContext, props: dict[str, Any]) -> Created:
 
 @deletes("AWS::EC2::FlowLog")
 def delete_flow_log(ctx: ResourceContext, res: Provisioned) -> None:
-    _delete(ctx, "DeleteFlowLogs", FlowLogIds=[res.physical_id])
+    ctx.delete("ec2", "DeleteFlowLogs", FlowLogIds=[res.physical_id])
