@@ -29,7 +29,10 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 # An editable install keeps the package in the clone, next to cfn/.
 TEMPLATE_PATH = _PACKAGE_DIR.parent / "cfn" / "security-workshop.yaml"
 STACK_TAG = {"Key": "labkit", "Value": "security-workshop"}
-POLL_SECONDS = {"local": 0.2, "aws": 10.0}
+POLL_SECONDS = 10.0
+# Locally the wait blocks in the local cloud until its stack work settles or
+# this many seconds pass, so the bar moves and nothing sleeps.
+LOCAL_SETTLE_SECONDS = 0.25
 MAX_TEMPLATE_BODY = 51_200
 
 _STACK_TYPE = "AWS::CloudFormation::Stack"
@@ -258,7 +261,19 @@ def _wait(
                     "function again to keep waiting, or look at "
                     "labkit.stack_resources(lab)"
                 )
-            _sleep(POLL_SECONDS[lab.mode])
+            _pause(lab)
+
+
+def _pause(lab: Lab) -> None:
+    if lab.mode == "local":
+        from labkit.local import control
+
+        assert lab.endpoint_url is not None
+        control.request(
+            lab.endpoint_url, "cloudformation/settle", {"timeout": LOCAL_SETTLE_SECONDS}
+        )
+        return
+    _sleep(POLL_SECONDS)
 
 
 def deploy_stack(

@@ -58,6 +58,8 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     home = os.environ.get("LABKIT_HOME") or str(tmp_path_factory.mktemp("labkit-home"))
     os.environ["LABKIT_HOME"] = home
+    # The local cloud then checks each result it serves against its shape.
+    os.environ["LABKIT_STRICT_SHAPES"] = "1"
     if not os.environ.get("LABKIT_PORT"):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

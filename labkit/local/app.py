@@ -59,6 +59,7 @@ class LocalCloud:
                 "status": self._status,
                 "clock": lambda _: {"now": self.clock.now().isoformat()},
                 "clock/advance": self._advance,
+                "cloudformation/settle": _settle_stacks,
             }
         )
         self.server = make_server(
@@ -105,6 +106,16 @@ class LocalCloud:
                 logger.info("idle for %.0f s: stopping", idle_stop_s)
                 self.shutdown()
                 return
+
+
+def _settle_stacks(payload: dict[str, Any]) -> dict[str, Any]:
+    """Block until stack work is done or ``timeout`` (at most 5 s) passes."""
+    from labkit.local.cloudformation import wait_for_stacks
+
+    timeout = payload.get("timeout", 1.0)
+    if not isinstance(timeout, int | float) or not 0 <= timeout <= 5:
+        raise ValueError(f"timeout must be 0 to 5 seconds (got {timeout!r})")
+    return {"settled": wait_for_stacks(float(timeout))}
 
 
 def _reset_stacks() -> None:
