@@ -72,7 +72,6 @@ def measure_scenario_1() -> dict[str, float]:
     outputs = labkit.deploy_stack(lab, detector_id=detector_id, progress=False)
     deploy = time.perf_counter() - started
     labkit.activate_threat_list(lab, outputs)
-    lab.advance(1)
 
     instance = outputs["Scenario1InstanceId"]
     forensic = [outputs["ForensicSecurityGroupId"]]
@@ -94,12 +93,45 @@ def measure_scenario_1() -> dict[str, float]:
     ]
     return {
         "deploy Security-Workshop (60 resources)": deploy,
+        "Scenario 1: finding raised to isolation done (server log)": _finding_to_isolation(),
+        "local cloud peak memory after Scenario 1 (MiB)": _peak_memory_mib(),
         "Scenario 1: first ping to isolated instance (wall)": to_isolation,
         "Scenario 1: the simulated minute that found and isolated": isolating_step,
         "Scenario 1: isolation Lambda duration": durations[0] / 1000
         if durations
         else float("nan"),
     }
+
+
+def _finding_to_isolation() -> float:
+    """Seconds from the finding's creation to the isolation function's return."""
+    from labkit.local import server
+
+    log = (Path(os.environ["LABKIT_HOME"]) / server.LOG_FILE).read_text()
+    stamp = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+    raised = re.search(stamp + r" INFO \S+: new finding " + SCENARIO_1, log)
+    done = re.search(
+        stamp + r" INFO \S+: invoked Security-Workshop-Remediation-EC2", log
+    )
+    if raised is None or done is None:
+        return float("nan")
+    moments = [_parse_stamp(found.group(1)) for found in (raised, done)]
+    return moments[1] - moments[0]
+
+
+def _peak_memory_mib() -> float:
+    """The local cloud process's peak resident memory (VmHWM), in MiB."""
+    from labkit.local import server
+
+    status = Path(f"/proc/{server.status()['pid']}/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def _parse_stamp(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def measure_notebooks() -> dict[str, float]:
@@ -144,7 +176,7 @@ def main() -> None:
             runs.setdefault(name, []).append(value)
 
     width = max(len(name) for name in runs)
-    print(f"{'measure'.ljust(width)}  median (s)  runs")
+    print(f"{'measure'.ljust(width)}      median  runs")
     for name, values in runs.items():
         print(f"{name.ljust(width)}  {statistics.median(values):10.2f}  {len(values)}")
 

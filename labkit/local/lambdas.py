@@ -175,6 +175,13 @@ class LambdaRuntime:
                 "ServiceException", f"the worker of {spec.name!r} keeps exiting", 500
             )
         _write_log(spec, worker.log_stream, result, now)
+        logger.info(
+            "invoked %s (request %s): %s in %.0f ms",
+            spec.name,
+            request_id,
+            result.function_error or "succeeded",
+            result.duration_ms,
+        )
         return result
 
     def invoke_async(
