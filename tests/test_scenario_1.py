@@ -31,7 +31,7 @@ def deployed(local_cloud: str) -> Iterator[tuple[Lab, str, dict[str, str]]]:
 def test_no_finding_without_the_threat_list(
     deployed: tuple[Lab, str, dict[str, str]],
 ) -> None:
-    """Pings alone raise nothing: the detector needs the address on an active list."""
+    """Pings alone raise nothing, and no bundled finding stands in (P27)."""
     lab, detector_id, _ = deployed
     lab.advance(3)
     assert labkit.lab_findings(lab, detector_id).empty
@@ -40,7 +40,7 @@ def test_no_finding_without_the_threat_list(
 def test_finding_comes_from_the_detector(
     deployed: tuple[Lab, str, dict[str, str]],
 ) -> None:
-    """Once the list is active, the pings raise one finding about that instance."""
+    """Once the list is active, the pings raise one real, non-sample finding (P27)."""
     lab, detector_id, outputs = deployed
     labkit.activate_threat_list(lab, outputs)
     found = labkit.wait_for_findings(lab, detector_id, [FINDING], timeout_minutes=10)
