@@ -157,15 +157,8 @@ def flow_log_records(lab: Lab, log_group: str, *, limit: int = 20) -> pd.DataFra
     Columns: the default (version 2) fields, ``version ... log_status``, with
     ``start`` and ``end`` as UTC times, plus ``logged_at``.
     """
-    logs = lab.client("logs")
-    events: list[dict[str, Any]] = []
-    for page in logs.get_paginator("filter_log_events").paginate(
-        logGroupName=log_group
-    ):
-        events.extend(page["events"])
-    events.sort(key=lambda e: e["timestamp"])
     rows = []
-    for event in events[-limit:]:
+    for event in _log_events(lab, log_group)[-limit:]:
         values = event["message"].split()
         if len(values) != len(FLOW_LOG_FIELDS):
             continue
@@ -234,6 +227,10 @@ def rule_targets(lab: Lab, rule_name: str) -> pd.DataFrame:
 
 def log_lines(lab: Lab, log_group: str, *, limit: int = 20) -> list[str]:
     """Return the newest ``limit`` lines of a log group, oldest first."""
+    return [e["message"].rstrip("\n") for e in _log_events(lab, log_group)[-limit:]]
+
+
+def _log_events(lab: Lab, log_group: str) -> list[dict[str, Any]]:
     logs = lab.client("logs")
     events: list[dict[str, Any]] = []
     for page in logs.get_paginator("filter_log_events").paginate(
@@ -241,4 +238,4 @@ def log_lines(lab: Lab, log_group: str, *, limit: int = 20) -> list[str]:
     ):
         events.extend(page["events"])
     events.sort(key=lambda e: e["timestamp"])
-    return [e["message"].rstrip("\n") for e in events[-limit:]]
+    return events

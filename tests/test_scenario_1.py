@@ -127,9 +127,9 @@ def test_pattern_check_through_eventbridge(
         rules.pattern_matches(lab, {"detail": {"type": FINDING}}, {"type": FINDING})
 
 
-def test_deploy_refuses_a_failed_stack(fresh_cloud: str) -> None:
+def test_deploy_refuses_a_failed_stack(local_cloud: str) -> None:
     """A stack left in ROLLBACK_COMPLETE is named, with the way out."""
-    lab = labkit.connect()
+    lab = labkit.connect(stack_name="Failed-Workshop")
     bad = {"Resources": {"Broken": {"Type": "AWS::Not::AType", "Properties": {}}}}
     cfn = lab.client("cloudformation")
     cfn.create_stack(StackName=lab.stack_name, TemplateBody=json.dumps(bad))
@@ -137,3 +137,38 @@ def test_deploy_refuses_a_failed_stack(fresh_cloud: str) -> None:
     # deploy_stack first waits for the stack in progress, then judges it.
     with pytest.raises(StackError, match="ROLLBACK_COMPLETE.*delete_stack"):
         labkit.deploy_stack(lab, detector_id="0" * 32, progress=False)
+
+
+def test_inventory_views_show_the_stack(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
+    """The tables notebooks show are read back from the deployed resources."""
+    lab, _, outputs = deployed
+    names = inventory.instances_frame(lab)["name"].tolist()
+    assert len(names) == 6 and all(n.startswith("Security-Workshop: ") for n in names)
+
+    script = inventory.user_data(lab, outputs["Scenario1InstanceId"])
+    assert f"ping -c 10 {outputs['MaliciousIp']}" in script
+
+    rules_frame = inventory.security_group_rules(
+        lab, outputs["ForensicSecurityGroupId"]
+    )
+    assert rules_frame.to_dict("records") == [
+        {
+            "direction": "outbound",
+            "protocol": "icmp",
+            "ports": "all",
+            "addresses": "127.0.0.1/32",
+        }
+    ]
+
+    targets = inventory.rule_targets(lab, "GuardDuty-Event-EC2-MaliciousIPCaller")
+    assert targets["service"].tolist() == ["lambda", "sns"]
+    assert targets["input"].iloc[0] == "the whole event"
+    assert targets["input"].iloc[1].startswith('"GuardDuty finding <gdid>')
+
+    group = "/aws/lambda/Security-Workshop-Remediation-EC2-MaliciousIPCaller"
+    lines = inventory.log_lines(lab, group, limit=50)
+    assert lines[0].startswith("START RequestId:")
+    assert any("Moved instance" in line for line in lines)
+    assert lines[-1].startswith("REPORT RequestId:")

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from moto.core.parse import RequestParserError
@@ -223,6 +224,13 @@ def _serve(
         result: dict[str, Any] | ServiceError = handler(full)
     except ServiceError as error:
         result = error
+    except Exception as error:  # noqa: BLE001 - the service boundary answers
+        # A fault in a handler must still reach the caller as an AWS error it
+        # can read (not an HTML page botocore retries); the log keeps the trace.
+        logger.exception("%s.%s failed", call.service, call.operation)
+        result = ServiceError(
+            "InternalFailure", f"{type(error).__name__}: {error}", 500
+        )
     if shapes.strict() and not isinstance(result, ServiceError):
         try:
             shapes.check_output(operation, result)
@@ -235,8 +243,6 @@ def _serve(
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:
