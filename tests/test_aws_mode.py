@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from labkit import remediation, stack, threatlist
+from labkit import remediation, stack, stack_progress, threatlist
 from labkit.errors import NotDeployedError, StackError, WaitTimeoutError
 from labkit.guardduty import activate_threat_list, enable_guardduty
 from labkit.lab import Lab
@@ -54,7 +54,7 @@ def lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Lab:
     template = tmp_path / "security-workshop.yaml"
     template.write_text(TEMPLATE)
     monkeypatch.setattr(stack, "TEMPLATE_PATH", template)
-    monkeypatch.setattr(stack, "_sleep", lambda seconds: None)
+    monkeypatch.setattr(stack_progress, "_sleep", lambda seconds: None)
     session = boto3.Session(
         aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
         aws_secret_access_key="example",
@@ -400,7 +400,7 @@ def test_deploy_stack_failure_names_first_failed_resource(lab: Lab) -> None:
 def test_deploy_stack_times_out(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stack still in progress at the timeout raises WaitTimeoutError."""
     ticks = iter([0.0, 0.0, 120.0])
-    monkeypatch.setattr(stack, "_clock", lambda: next(ticks))
+    monkeypatch.setattr(stack_progress, "_clock", lambda: next(ticks))
     stubs = _stubbers(lab, "sts", "s3", "cloudformation")
     _stub_packaging(stubs, lab, exists=True)
     cfn = stubs["cloudformation"]

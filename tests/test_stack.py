@@ -14,7 +14,7 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from labkit import remediation, stack
+from labkit import artifacts, remediation, stack
 from labkit.errors import ConfigError
 from labkit.lab import Lab
 from labkit.local import settings
@@ -104,7 +104,7 @@ def test_read_template_counts_resources_with_short_tags(
         "      TopicArn: !Ref A\n      Endpoint: !GetAtt [B, Arn]\n"
     )
     monkeypatch.setattr(stack, "TEMPLATE_PATH", template)
-    body, total = stack._read_template()
+    body, total = artifacts.read_template(stack.TEMPLATE_PATH)
     assert body == template.read_text()
     assert total == 3
 
@@ -115,15 +115,15 @@ def test_read_template_missing_raises_config_error(
     """A missing template is named, with how to install labkit properly."""
     monkeypatch.setattr(stack, "TEMPLATE_PATH", tmp_path / "absent.yaml")
     with pytest.raises(ConfigError, match="absent.yaml.*pip install -e"):
-        stack._read_template()
+        artifacts.read_template(stack.TEMPLATE_PATH)
 
 
 def test_repository_template_takes_the_parameters_deploy_passes() -> None:
     """The real template fits TemplateBody and declares every deploy parameter."""
-    body, total = stack._read_template()
-    assert len(body.encode("utf-8")) <= stack.MAX_TEMPLATE_BODY
+    body, total = artifacts.read_template(stack.TEMPLATE_PATH)
+    assert len(body.encode("utf-8")) <= artifacts.MAX_TEMPLATE_BODY
     assert total > 0
-    parsed = yaml.load(body, Loader=stack._CfnLoader)
+    parsed = yaml.load(body, Loader=artifacts._CfnLoader)
     expected = {
         "DetectorId",
         "ArtifactBucket",

@@ -19,7 +19,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from labkit.local import internal, lambdas, settings
-from labkit.local.lambdas import FunctionSpec, LambdaRuntime, function_spec
+from labkit.local.lambda_functions import FunctionSpec, function_spec
+from labkit.local.lambda_runtime import LambdaRuntime
 from labkit.local.registry import Call, ServiceError
 from labkit.local.settings import LOCAL_ACCOUNT_ID
 
