@@ -65,9 +65,9 @@ SCENARIOS: tuple[Scenario, ...] = (
             "custom threat list names that address as malicious."
         ),
         attacker=(
-            "Plays the command-and-control host: the instance talks out to an "
-            "address on the threat list, which GuardDuty sees in the VPC flow "
-            "logs."
+            "Runs the host at the other end: the compromised instance keeps "
+            "reaching out to an address on the threat list, as malware calling "
+            "home would, and GuardDuty sees it in the VPC flow logs."
         ),
         expected_findings=("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",),
         cloudtrail_events=("ModifyInstanceAttribute",),
