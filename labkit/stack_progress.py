@@ -73,7 +73,7 @@ class StackEvents:
                 break
         if fresh:
             self.stop_at = fresh[0]["EventId"]
-        self.events = list(reversed(fresh)) + self.events
+        self.events.extend(reversed(fresh))
 
     def _take(self, page: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
         # Events come newest first: stop at the last one already seen, or at
@@ -166,8 +166,11 @@ def wait_for_stack(
                     # Resources whose Condition is false (the e-mail
                     # subscriptions without an address) are never made:
                     # the bar ends at what the stack really holds.
-                    bar.total = max(events.done(), bar.n)
-                    bar.update(bar.total - bar.n)
+                    final = max(events.done(), bar.n)
+                    bar.reset(total=final)
+                    bar.update(final)
+                if progress:
+                    bar.write(f"{lab.stack_name}: {status}, {events.done()} resources")
                 return status, description
             if _clock() > deadline:
                 raise WaitTimeoutError(

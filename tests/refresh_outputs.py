@@ -49,6 +49,8 @@ def refresh(paths: list[Path]) -> None:
 
 
 def _keep_checked(notebook: nbformat.NotebookNode) -> None:
+    # Widget state (the progress bar's) is a run's leftover, not an output.
+    notebook.metadata.pop("widgets", None)
     count = 0
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
