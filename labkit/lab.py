@@ -70,7 +70,7 @@ class Lab:
     mode: str
     region: str = DEFAULT_REGION
     stack_name: str = DEFAULT_STACK_NAME
-    session: boto3.Session | None = None
+    session: boto3.Session | None = field(default=None, repr=False)
     endpoint_url: str | None = None
     _clients: dict[str, BaseClient] = field(
         default_factory=dict, init=False, repr=False, compare=False

@@ -6,37 +6,21 @@ lab's addresses are simulated and nothing may dial them, nor real AWS.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-_real_connect = socket.socket.connect
-
-
-def _guarded_connect(self: socket.socket, address: Any) -> Any:
-    host = address[0] if isinstance(address, tuple) else address
-    if isinstance(host, str) and self.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
-            raise ConnectionRefusedError(
-                f"test guard: no connection to {host!r} allowed"
-            )
-    return _real_connect(self, address)
+from labkit.local import guard
 
 
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refuse any connection that leaves the machine."""
-    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect", guard.guarded_connect)
 
 
 @pytest.fixture(autouse=True)

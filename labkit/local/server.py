@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
-    from labkit.local import app
+    from labkit.local import app, guard
+
+    guard.refuse_remote_connections()
 
     start = datetime.fromisoformat(args.start) if args.start else None
     cloud = app.LocalCloud(port=args.port, start=start)
