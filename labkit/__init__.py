@@ -14,6 +14,7 @@ from labkit.errors import (
     PortInUseError,
     StackError,
     ThreatListError,
+    UnknownScenarioError,
     WaitTimeoutError,
 )
 from labkit.findings import drop_repeats, read_findings, severity_label
@@ -41,6 +42,7 @@ __all__ = [
     "Scenario",
     "StackError",
     "ThreatListError",
+    "UnknownScenarioError",
     "WaitTimeoutError",
     "activate_threat_list",
     "connect",

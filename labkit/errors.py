@@ -10,6 +10,7 @@ The tree::
     ├── ThreatListError (ValueError)      a threat list line is not valid TXT
     ├── EventPatternError (ValueError)    an EventBridge pattern is invalid
     ├── NotDeployedError (LookupError)    a step needs the stack to exist first
+    ├── UnknownScenarioError (KeyError)   no scenario has that id or number
     └── WaitTimeoutError (TimeoutError)   something did not happen in time
 """
 
@@ -50,3 +51,11 @@ class NotDeployedError(LabError, LookupError):
 
 class WaitTimeoutError(LabError, TimeoutError):
     """An awaited finding, message or state did not arrive in time."""
+
+
+class UnknownScenarioError(LabError, KeyError):
+    """No scenario has the id or number asked for."""
+
+    def __str__(self) -> str:
+        # KeyError would show the message in quotes, as if it were a key.
+        return str(self.args[0]) if self.args else ""

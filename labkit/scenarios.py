@@ -12,15 +12,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from labkit.errors import LabError
-
-
-class UnknownScenarioError(LabError, KeyError):
-    """No scenario has the id or number asked for."""
-
-    def __str__(self) -> str:
-        # KeyError would show the message in quotes, as if it were a key.
-        return str(self.args[0]) if self.args else ""
+from labkit.errors import UnknownScenarioError
 
 
 @dataclass(frozen=True)

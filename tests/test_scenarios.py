@@ -6,14 +6,8 @@ import re
 
 import pytest
 
-from labkit.errors import LabError
-from labkit.scenarios import (
-    SCENARIOS,
-    Scenario,
-    UnknownScenarioError,
-    get_scenario,
-    scenarios_frame,
-)
+from labkit.errors import LabError, UnknownScenarioError
+from labkit.scenarios import SCENARIOS, Scenario, get_scenario, scenarios_frame
 
 
 def test_scenarios_are_the_four_of_the_design() -> None:
