@@ -79,6 +79,8 @@ def deploy_stack(
     params = {"DetectorId": detector_id, **package_remediation(lab)}
     if email:
         params["EmailAddress"] = email
+    if _uses_existing_recorder(lab, current):
+        params["UseExistingConfigRecorder"] = "true"
 
     if current is None:
         stack_id, events, goal = _create(lab, body, params), StackEvents(), "CREATE"
@@ -137,6 +139,30 @@ def _create(lab: Lab, body: str, params: dict[str, str]) -> str:
     )
     logger.info("Creating stack %s in %s", lab.stack_name, lab.region)
     return str(created["StackId"])
+
+
+def _uses_existing_recorder(lab: Lab, current: dict[str, Any] | None) -> bool:
+    """Say whether the stack must use the account's own AWS Config recorder.
+
+    A region has at most one configuration recorder. A deployed stack keeps
+    the choice it was made with; a new one uses the account's recorder when
+    there is one, instead of failing to create its own.
+    """
+    if current is not None:
+        deployed = {
+            p["ParameterKey"]: p.get("ParameterValue")
+            for p in current.get("Parameters", [])
+        }
+        return deployed.get("UseExistingConfigRecorder") == "true"
+    config = lab.client("config")
+    recorders = config.describe_configuration_recorders()["ConfigurationRecorders"]
+    if recorders:
+        logger.info(
+            "AWS Config already records in %s (%s): the lab's rules will use it",
+            lab.region,
+            recorders[0]["name"],
+        )
+    return bool(recorders)
 
 
 def _unchanged(

@@ -148,16 +148,28 @@ def _stub_packaging(stubs: dict[str, Stubber], lab: Lab, *, exists: bool) -> Non
         )
 
 
-def _stub_create(stubs: dict[str, Stubber], lab: Lab) -> None:
+def _stub_create(
+    stubs: dict[str, Stubber],
+    lab: Lab,
+    *,
+    recorders: list[dict[str, Any]] | None = None,
+) -> None:
     _stub_packaging(stubs, lab, exists=False)
     cfn = stubs["cloudformation"]
     _missing(cfn, "describe_stacks")
+    stubs["config"].add_response(
+        "describe_configuration_recorders", {"ConfigurationRecorders": recorders or []}
+    )
     parameters = [{"ParameterKey": "DetectorId", "ParameterValue": "det1"}]
     parameters.append({"ParameterKey": "ArtifactBucket", "ParameterValue": BUCKET})
     parameters += [
         {"ParameterKey": k, "ParameterValue": v} for k, v in _code_keys(lab).items()
     ]
     parameters.append({"ParameterKey": "EmailAddress", "ParameterValue": "a@b.test"})
+    if recorders:
+        parameters.append(
+            {"ParameterKey": "UseExistingConfigRecorder", "ParameterValue": "true"}
+        )
     cfn.add_response(
         "create_stack",
         {"StackId": STACK_ID},
@@ -268,9 +280,9 @@ def test_activate_threat_list_without_outputs_raises_not_deployed(lab: Lab) -> N
 
 def test_deploy_stack_creates_and_returns_outputs(lab: Lab) -> None:
     """A missing stack is created with IAM capability, code keys and tag."""
-    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation", "config")
     _stub_create(stubs, lab)
-    with stubs["sts"], stubs["s3"], stubs["cloudformation"]:
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"], stubs["config"]:
         outputs = stack.deploy_stack(
             lab, detector_id="det1", email="a@b.test", progress=False
         )
@@ -279,13 +291,24 @@ def test_deploy_stack_creates_and_returns_outputs(lab: Lab) -> None:
         stubber.assert_no_pending_responses()
 
 
+def test_deploy_stack_uses_the_accounts_config_recorder(lab: Lab) -> None:
+    """An account that already records with AWS Config keeps its recorder."""
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation", "config")
+    recorder = {"name": "default", "roleARN": "arn:aws:iam::111122223333:role/config"}
+    _stub_create(stubs, lab, recorders=[recorder])
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"], stubs["config"]:
+        stack.deploy_stack(lab, detector_id="det1", email="a@b.test", progress=False)
+    for stubber in stubs.values():
+        stubber.assert_no_pending_responses()
+
+
 def test_deploy_stack_without_progress_prints_nothing(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """progress=False shows no bar: nothing on stdout or stderr."""
-    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation", "config")
     _stub_create(stubs, lab)
-    with stubs["sts"], stubs["s3"], stubs["cloudformation"]:
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"], stubs["config"]:
         stack.deploy_stack(lab, detector_id="det1", email="a@b.test", progress=False)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
@@ -295,9 +318,9 @@ def test_deploy_stack_with_progress_shows_bar(
     lab: Lab, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """progress=True draws a bar that ends at every template resource."""
-    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation", "config")
     _stub_create(stubs, lab)
-    with stubs["sts"], stubs["s3"], stubs["cloudformation"]:
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"], stubs["config"]:
         stack.deploy_stack(lab, detector_id="det1", email="a@b.test")
     err = capsys.readouterr().err
     assert "Security-Workshop" in err
@@ -378,8 +401,11 @@ def test_deploy_stack_in_failed_state_raises_stack_error(lab: Lab) -> None:
 
 def test_deploy_stack_failure_names_first_failed_resource(lab: Lab) -> None:
     """A create that rolls back raises StackError with the first failure."""
-    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation", "config")
     _stub_packaging(stubs, lab, exists=True)
+    stubs["config"].add_response(
+        "describe_configuration_recorders", {"ConfigurationRecorders": []}
+    )
     cfn = stubs["cloudformation"]
     _missing(cfn, "describe_stacks")
     cfn.add_response("create_stack", {"StackId": STACK_ID})
@@ -390,7 +416,13 @@ def test_deploy_stack_failure_names_first_failed_resource(lab: Lab) -> None:
         _event(0, "Security-Workshop", "CREATE_IN_PROGRESS"),
     ]
     cfn.add_response("describe_stack_events", {"StackEvents": events})
-    with stubs["sts"], stubs["s3"], cfn, pytest.raises(StackError) as caught:
+    with (
+        stubs["sts"],
+        stubs["s3"],
+        stubs["config"],
+        cfn,
+        pytest.raises(StackError) as caught,
+    ):
         stack.deploy_stack(lab, detector_id="det1", progress=False)
     assert "Topic" in str(caught.value) and "Invalid parameter: Name" in str(
         caught.value
@@ -401,8 +433,11 @@ def test_deploy_stack_times_out(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> No
     """A stack still in progress at the timeout raises WaitTimeoutError."""
     ticks = iter([0.0, 0.0, 120.0])
     monkeypatch.setattr(stack_progress, "_clock", lambda: next(ticks))
-    stubs = _stubbers(lab, "sts", "s3", "cloudformation")
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation", "config")
     _stub_packaging(stubs, lab, exists=True)
+    stubs["config"].add_response(
+        "describe_configuration_recorders", {"ConfigurationRecorders": []}
+    )
     cfn = stubs["cloudformation"]
     _missing(cfn, "describe_stacks")
     cfn.add_response("create_stack", {"StackId": STACK_ID})
@@ -410,7 +445,13 @@ def test_deploy_stack_times_out(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> No
     for _ in range(2):
         cfn.add_response("describe_stacks", _stack("CREATE_IN_PROGRESS"))
         cfn.add_response("describe_stack_events", {"StackEvents": started})
-    with stubs["sts"], stubs["s3"], cfn, pytest.raises(WaitTimeoutError):
+    with (
+        stubs["sts"],
+        stubs["s3"],
+        stubs["config"],
+        cfn,
+        pytest.raises(WaitTimeoutError),
+    ):
         stack.deploy_stack(lab, detector_id="det1", progress=False, timeout_minutes=1)
 
 
