@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 lab: setup
 	$(BIN)/labkit local up
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/
 
 test: setup
 	bash tests/run.sh

@@ -140,7 +140,6 @@ def measure_notebooks() -> dict[str, float]:
 
     server.stop()
     _fresh_home()
-    os.environ["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
     timings = {}
     total = 0.0
     for name in NOTEBOOKS:

@@ -31,7 +31,6 @@ def refresh(paths: list[Path]) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         os.environ["LABKIT_PORT"] = str(probe.getsockname()[1])
-    os.environ["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
     try:
         for path in paths:
             notebook = nbformat.read(path, as_version=4)

@@ -7,8 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-# The notebooks' kernel runs `python` from PATH: make it the project's.
-export PATH="$PWD/.venv/bin:$PATH"
 
 if [ -n "${LABKIT_TEST_HOME:-}" ]; then
   export LABKIT_HOME="$LABKIT_TEST_HOME"
@@ -41,6 +39,6 @@ $BIN/pytest -q -p no:cacheprovider tests
 $BIN/labkit local down >/dev/null
 for run in 1 2; do
   echo "notebooks, run $run of 2"
-  $BIN/pytest -q -p no:cacheprovider --nbval-lax \
+  $BIN/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
     --nbval-sanitize-with tests/nbval-sanitize.cfg notebooks
 done

@@ -93,13 +93,34 @@ def test_stored_outputs_are_clean(path: Path) -> None:
             assert not re.search(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b", text)
 
 
+def _shows_only_image(source: str) -> bool:
+    """Whether a cell that draws ends so that no figure repr is printed (P25)."""
+    if not re.search(r"\.plot\(|\bplt\.", source):
+        return True
+    last = source.rstrip().splitlines()[-1]
+    return last.endswith(";") or "plt.close" in last
+
+
+@pytest.mark.parametrize(
+    ("source", "fine"),
+    [
+        ('ax = df.plot()\nax.set_xlabel("t")', False),
+        ('ax = df.plot()\nax.set_xlabel("t");', True),
+        ("fig, ax = plt.subplots()\nplt.close(fig)", True),
+        ("df.head()", True),
+    ],
+)
+def test_plot_rule_tells_repr_from_image(source: str, fine: bool) -> None:
+    """The P25 rule refuses a plot cell that would print the figure's repr."""
+    assert _shows_only_image(source) is fine
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_plot_cells_show_only_the_image(path: Path) -> None:
-    """A cell that draws ends with ';' so no figure repr is printed (P25)."""
+    """Every drawing cell of the notebooks follows the P25 rule."""
     for cell in _cells(path):
-        if cell.cell_type == "code" and re.search(r"\.plot\(|\bplt\.", cell.source):
-            last = cell.source.rstrip().splitlines()[-1]
-            assert last.endswith(";") or "plt.close" in last, cell.source
+        if cell.cell_type == "code":
+            assert _shows_only_image(cell.source), cell.source
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

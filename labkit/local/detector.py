@@ -207,19 +207,6 @@ def evaluate(
     return recorded
 
 
-def rules_table() -> list[dict[str, Any]]:
-    """Describe the registered rules, one dict per finding type."""
-    return [
-        {
-            "finding_type": r.finding_type,
-            "severity": r.severity,
-            "data_source": r.data_source,
-            "title": r.title,
-        }
-        for r in RULES.values()
-    ]
-
-
 @clock.on_tick("threat-lists", order=30)
 def _refresh_lists(now: datetime, step: timedelta) -> None:
     findings_store.refresh(now)

@@ -50,7 +50,6 @@ from labkit.local.guardduty_state import (
     read_lab_time,
     refresh,
     reset,
-    threat_file_sha256,
     trusted_networks,
 )
 
@@ -81,7 +80,6 @@ __all__ = [
     "reset",
     "set_archived",
     "shape",
-    "threat_file_sha256",
     "to_wire",
     "trusted_networks",
 ]

@@ -262,10 +262,3 @@ def trusted_networks(
 ) -> list[tuple[ipaddress.IPv4Network, str, str]]:
     """Return (network, set id, set name) of the enabled detector's ACTIVE IP sets."""
     return _networks(account_id, region, "ip")
-
-
-def threat_file_sha256(account_id: str, region: str, set_id: str) -> str | None:
-    """Return the SHA-256 of the file an ACTIVE set was read from, if known."""
-    detector = find_detector(account_id, region)
-    listed = detector.sets.get(set_id) if detector else None
-    return listed.sha256 if listed else None
