@@ -16,9 +16,10 @@ $(VENV)/.installed: pyproject.toml
 		--display-name "Python 3 (GuardDuty lab)" > /dev/null
 	touch $@
 
+# JupyterLab refuses to run as root unless told to (containers often are).
 lab: setup
 	$(BIN)/labkit local up
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: setup
 	bash tests/run.sh
