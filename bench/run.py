@@ -92,7 +92,7 @@ def measure_scenario_1() -> dict[str, float]:
         float(m) for m in re.findall(r"\tDuration: ([\d.]+) ms", "\n".join(report))
     ]
     return {
-        "deploy Security-Workshop (60 resources)": deploy,
+        "deploy Security-Workshop (58 resources, no e-mail)": deploy,
         "Scenario 1: finding raised to isolation done (server log)": _finding_to_isolation(),
         "local cloud peak memory after Scenario 1 (MiB)": _peak_memory_mib(),
         "Scenario 1: first ping to isolated instance (wall)": to_isolation,

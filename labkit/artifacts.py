@@ -89,12 +89,20 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    """Read ``!Fn value`` as the long form ``{"Fn::Fn": value}``."""
+    value: Any
     if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    assert isinstance(node, yaml.MappingNode)
-    return loader.construct_mapping(node)
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
 
 
 _CfnLoader.add_multi_constructor("!", _any_tag)
@@ -124,5 +132,59 @@ def read_template(path: Path) -> tuple[str, int]:
             f"CloudFormation's {MAX_TEMPLATE_BODY}-byte TemplateBody limit; "
             "shorten the template"
         )
-    parsed = yaml.load(body, Loader=_CfnLoader)  # noqa: S506 - safe subclass
-    return body, len(parsed.get("Resources", {}))
+    return body, len(parse_template(body).get("Resources", {}))
+
+
+def parse_template(body: str) -> dict[str, Any]:
+    """Parse a YAML or JSON template, short tags read as their long forms."""
+    return dict(yaml.load(body, Loader=_CfnLoader))  # noqa: S506 - safe subclass
+
+
+def planned_resources(body: str, parameters: dict[str, str]) -> int:
+    """Count the resources a stack will hold: those whose Condition is true.
+
+    Conditions are evaluated from ``parameters`` and the template's
+    defaults, with the functions conditions may use (``Fn::Equals``,
+    ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Condition`` and ``Ref``).
+
+    Raises:
+        ConfigError: a condition uses anything else.
+    """
+    template = parse_template(body)
+    values = {
+        name: str(parameters.get(name, spec.get("Default", "")))
+        for name, spec in (template.get("Parameters") or {}).items()
+    }
+    conditions = template.get("Conditions") or {}
+
+    def holds(name: str) -> bool:
+        return bool(evaluate(conditions[name]))
+
+    def evaluate(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            return values.get(argument, argument)
+        if function == "Condition":
+            return holds(argument)
+        if function == "Fn::Equals":
+            left, right = (str(evaluate(item)) for item in argument)
+            return left == right
+        if function == "Fn::Not":
+            return not evaluate(argument[0])
+        if function == "Fn::And":
+            return all(evaluate(item) for item in argument)
+        if function == "Fn::Or":
+            return any(evaluate(item) for item in argument)
+        raise ConfigError(
+            f"cannot evaluate {function} in the template's Conditions: only "
+            "Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition and Ref are allowed there"
+        )
+
+    resources = template.get("Resources") or {}
+    return sum(
+        1
+        for resource in resources.values()
+        if "Condition" not in resource or holds(resource["Condition"])
+    )

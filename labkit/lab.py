@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
@@ -28,6 +29,11 @@ MODES = ("local", "aws")
 DEFAULT_REGION = "eu-west-2"
 DEFAULT_STACK_NAME = "Security-Workshop"
 MODE_ENV_VAR = "LABKIT_MODE"
+REGION_ENV_VAR = "LABKIT_REGION"
+# Where connect() looks for a region, after its own argument. The standard
+# AWS variables count only in aws mode: a student's usual region must not
+# move the local lab, whose notebooks and tests all assume one region.
+_AWS_REGION_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
 # Loopback endpoints have no per-bucket host names, so S3 must use paths.
 _LOCAL_CONFIG = Config(
@@ -174,6 +180,48 @@ def _mode_message(value: object) -> str:
     )
 
 
+def _resolve_region(region: str | None, mode: str) -> str:
+    """Pick the lab's region and check that GuardDuty is offered there."""
+    sources = [("region", region), (REGION_ENV_VAR, os.environ.get(REGION_ENV_VAR))]
+    if mode == "aws":
+        sources += [(name, os.environ.get(name)) for name in _AWS_REGION_VARS]
+    source, chosen = next(
+        ((name, value.strip()) for name, value in sources if value and value.strip()),
+        ("the default", DEFAULT_REGION),
+    )
+    session = _isolated_session(DEFAULT_REGION)
+    offered = {
+        name
+        for partition in session.get_available_partitions()
+        for name in session.get_available_regions("guardduty", partition)
+    }
+    if chosen not in offered:
+        raise ConfigError(
+            f"region {chosen!r} (from {source}) is not a region where GuardDuty "
+            f"is offered, such as {DEFAULT_REGION!r} or 'us-east-1': correct "
+            f"it, or leave it unset for {DEFAULT_REGION}"
+        )
+    return chosen
+
+
+def _refuse_loopback_endpoints() -> None:
+    """Stop aws mode from quietly talking to a local cloud.
+
+    The ``AWS_ENDPOINT_URL`` variables that point the ``aws`` CLI at the local
+    cloud would redirect boto3 too, so an "aws" lab would deploy locally.
+    """
+    for name, value in sorted(os.environ.items()):
+        if not name.startswith("AWS_ENDPOINT_URL") or not value:
+            continue
+        host = urlsplit(value.strip()).hostname or ""
+        if host in ("localhost", "::1") or host.startswith("127."):
+            raise ConfigError(
+                f"{name}={value} sends AWS calls to this machine, but the lab "
+                f"is in aws mode: unset {name} (it is for the aws CLI against "
+                "the local cloud), or connect with mode='local'"
+            )
+
+
 def connect(
     mode: str | None = None,
     *,
@@ -187,7 +235,10 @@ def connect(
     Args:
         mode: ``"local"`` or ``"aws"``; when omitted, the ``LABKIT_MODE``
             environment variable, else ``"local"``.
-        region: the region to work in (default ``eu-west-2``).
+        region: the region to work in; when omitted, ``LABKIT_REGION``, then
+            in aws mode ``AWS_REGION`` or ``AWS_DEFAULT_REGION``, else
+            ``eu-west-2``. A profile's configured region is not used: the
+            lab's region is chosen on purpose.
         profile: in aws mode, a named AWS CLI profile to take credentials
             from; the default credential chain when omitted.
         port: in local mode, the local cloud's port (its default when
@@ -198,13 +249,15 @@ def connect(
         The connected :class:`Lab`.
 
     Raises:
-        ConfigError: the mode is unknown, or an option does not apply to it.
+        ConfigError: the mode or region is unknown, an option does not
+            apply to the mode, or aws mode finds ``AWS_ENDPOINT_URL`` aimed
+            at this machine.
     """
     chosen = mode if mode is not None else os.environ.get(MODE_ENV_VAR) or "local"
     chosen = chosen.strip().lower()
     if chosen not in MODES:
         raise ConfigError(_mode_message(mode if mode is not None else chosen))
-    region = region or DEFAULT_REGION
+    region = _resolve_region(region, chosen)
 
     if chosen == "local":
         if profile is not None:
@@ -225,6 +278,7 @@ def connect(
             f"port={port!r} applies only to local mode: drop port, "
             "or connect with mode='local'"
         )
+    _refuse_loopback_endpoints()
     session = boto3.Session(profile_name=profile, region_name=region)
     lab = Lab("aws", region, stack_name, session=session)
     logger.info(

@@ -39,7 +39,9 @@ def read_inbox(lab: Lab, queue_url: str) -> pd.DataFrame:
     Returns:
         One row per SNS notification, oldest first, with columns
         ``received_at`` (UTC time SNS sent it), ``topic`` (the topic's
-        name), ``subject``, ``message`` (the text an e-mail subscriber sees:
+        name), ``subject`` (SNS's default e-mail subject when the publisher
+        gave none, as an e-mail subscriber sees it), ``message`` (the text an
+        e-mail subscriber sees:
         a transformed string keeps its surrounding quotes) and
         ``message_id`` (the SNS message id).
     """
@@ -124,7 +126,7 @@ def _row(message: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "received_at": envelope.get("Timestamp") or sent,
         "topic": str(envelope["TopicArn"]).rsplit(":", 1)[-1],
-        "subject": envelope.get("Subject"),
+        "subject": envelope.get("Subject") or DEFAULT_SUBJECT,
         "message": envelope.get("Message", ""),
         "message_id": envelope.get("MessageId", message["MessageId"]),
     }

@@ -51,8 +51,10 @@ def pattern_matches(
             raise
         reason = error.response["Error"]["Message"]
         message = (
-            f"EventBridge refused the pattern {text!r}: {reason}. Each field takes a "
-            'list of values or matchers, as in {"detail": {"type": ["..."]}}'
+            f"EventBridge refused the pattern {text!r}: {reason}. Correct it and "
+            "ask again; the values and matchers a pattern may use are listed in "
+            "EventBridge's guide, "
+            "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns.html"
         )
         raise EventPatternError(message) from error
     return bool(answer["Result"])

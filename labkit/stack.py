@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit.artifacts import package_remediation, read_template
+from labkit.artifacts import package_remediation, planned_resources, read_template
 from labkit.errors import NotDeployedError, StackError
 from labkit.lab import Lab
 from labkit.stack_progress import (
@@ -33,6 +33,10 @@ STACK_TAG = {"Key": "labkit", "Value": "security-workshop"}
 
 _USABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 _DELETE_HINT = "delete it with labkit.delete_stack(lab), then deploy again"
+_DEPLOY_HINT = (
+    "run notebooks/00-getting-started.ipynb first, or deploy it with "
+    "labkit.deploy_stack(lab, detector_id=...)"
+)
 
 
 def _outputs(description: dict[str, Any]) -> dict[str, str]:
@@ -81,6 +85,7 @@ def deploy_stack(
         params["EmailAddress"] = email
     if _uses_existing_recorder(lab, current):
         params["UseExistingConfigRecorder"] = "true"
+    wait["total"] = planned_resources(body, params)
 
     if current is None:
         stack_id, events, goal = _create(lab, body, params), StackEvents(), "CREATE"
@@ -210,8 +215,7 @@ def stack_outputs(lab: Lab) -> dict[str, str]:
     if current is None or current["StackStatus"] not in _USABLE:
         state = "does not exist" if current is None else f"is {current['StackStatus']}"
         raise NotDeployedError(
-            f"stack {lab.stack_name!r} {state} in {lab.region!r}; "
-            "deploy it first with labkit.deploy_stack(lab, detector_id=...)"
+            f"stack {lab.stack_name!r} {state} in {lab.region!r}; {_DEPLOY_HINT}"
         )
     return _outputs(current)
 
@@ -243,8 +247,7 @@ def stack_resources(lab: Lab) -> pd.DataFrame:
         if "does not exist" not in error.response["Error"].get("Message", ""):
             raise
         raise NotDeployedError(
-            f"stack {lab.stack_name!r} does not exist in {lab.region!r}; "
-            "deploy it first with labkit.deploy_stack(lab, detector_id=...)"
+            f"stack {lab.stack_name!r} does not exist in {lab.region!r}; {_DEPLOY_HINT}"
         ) from error
     return pd.DataFrame(rows, columns=["logical_id", "type", "physical_id", "status"])
 

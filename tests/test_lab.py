@@ -75,6 +75,70 @@ def test_connect_reads_mode_from_environment(
     assert fake_server == []
 
 
+def test_connect_aws_takes_region_from_aws_region(
+    monkeypatch: pytest.MonkeyPatch, fake_server: list[int | None]
+) -> None:
+    """In aws mode AWS_REGION chooses the region, as for the aws CLI."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert connect("aws").region == "us-east-1"
+    monkeypatch.delenv("AWS_REGION")
+    assert connect("aws").region == "eu-west-1"
+
+
+def test_connect_labkit_region_wins_over_aws_region(
+    monkeypatch: pytest.MonkeyPatch, fake_server: list[int | None]
+) -> None:
+    """LABKIT_REGION applies in both modes and comes before AWS_REGION."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("LABKIT_REGION", "eu-central-1")
+    assert connect("aws").region == "eu-central-1"
+    assert connect("aws", region="ap-south-1").region == "ap-south-1"
+    assert connect("local").region == "eu-central-1"
+
+
+def test_connect_local_ignores_aws_region(
+    monkeypatch: pytest.MonkeyPatch, fake_server: list[int | None]
+) -> None:
+    """A student's usual AWS_REGION does not move the local lab."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    assert connect("local").region == "eu-west-2"
+
+
+def test_connect_unknown_region_names_it_and_its_source(
+    monkeypatch: pytest.MonkeyPatch, fake_server: list[int | None]
+) -> None:
+    """A misspelt region is refused with its value and where it came from."""
+    monkeypatch.setenv("AWS_REGION", "eu-west2")
+    with pytest.raises(ConfigError) as caught:
+        connect("aws")
+    message = str(caught.value)
+    assert "'eu-west2'" in message and "AWS_REGION" in message
+    assert "'eu-west-2'" in message
+    with pytest.raises(ConfigError, match="'mars-1'.*from region"):
+        connect("local", region="mars-1")
+
+
+@pytest.mark.parametrize("name", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_GUARDDUTY"])
+@pytest.mark.parametrize(
+    "value", ["http://127.0.0.1:4599", "http://localhost:4599/", "http://[::1]:80"]
+)
+def test_connect_aws_refuses_loopback_endpoint(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """aws mode never quietly reaches the local cloud through AWS_ENDPOINT_URL."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        connect("aws")
+    assert name in str(caught.value) and "unset" in str(caught.value)
+
+
+def test_connect_aws_accepts_a_remote_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endpoint beyond this machine (a VPC endpoint, say) is the user's choice."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "https://sts.eu-west-2.amazonaws.com")
+    assert connect("aws").mode == "aws"
+
+
 def test_connect_local_with_profile_raises_config_error(
     fake_server: list[int | None],
 ) -> None:

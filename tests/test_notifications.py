@@ -87,6 +87,8 @@ def test_read_inbox_twice_gives_the_same_rows(
     assert sorted(first["message"]) == sorted(f'"alert {n}"' for n in range(12))
     assert set(first["topic"]) == set(topics)
     assert first["received_at"].is_monotonic_increasing
+    # Published without a subject: the row shows SNS's default, as e-mail does.
+    assert set(first["subject"]) == {"AWS Notification Message"}
 
 
 def test_read_inbox_empty_queue_gives_empty_frame(

@@ -109,6 +109,51 @@ def test_read_template_counts_resources_with_short_tags(
     assert total == 3
 
 
+def test_planned_resources_counts_only_true_conditions() -> None:
+    """A resource behind a false Condition is not counted; short tags work."""
+    body = (
+        "Parameters:\n"
+        "  Email: {Type: String, Default: ''}\n"
+        "  Existing: {Type: String, Default: 'false'}\n"
+        "Conditions:\n"
+        "  HasEmail: !Not [!Equals [!Ref Email, '']]\n"
+        "  Creates: !Equals [!Ref Existing, 'false']\n"
+        "  Both: !And [!Condition HasEmail, {Condition: Creates}]\n"
+        "  Either: !Or [!Condition HasEmail, !Condition Creates]\n"
+        "Resources:\n"
+        "  A: {Type: AWS::SNS::Topic}\n"
+        "  B: {Type: AWS::SNS::Subscription, Condition: HasEmail}\n"
+        "  C: {Type: AWS::Config::ConfigurationRecorder, Condition: Creates}\n"
+        "  D: {Type: AWS::SNS::Topic, Condition: Both}\n"
+        "  E: {Type: AWS::SNS::Topic, Condition: Either}\n"
+    )
+    assert artifacts.planned_resources(body, {}) == 3
+    assert artifacts.planned_resources(body, {"Email": "a@example.com"}) == 5
+    only_email = {"Email": "a@example.com", "Existing": "true"}
+    assert artifacts.planned_resources(body, only_email) == 3
+    assert artifacts.planned_resources(body, {"Existing": "true"}) == 1
+
+
+def test_planned_resources_of_the_lab_template() -> None:
+    """Without an e-mail address the two e-mail subscriptions are not made."""
+    body, total = artifacts.read_template(stack.TEMPLATE_PATH)
+    assert artifacts.planned_resources(body, {}) == total - 2
+    with_email = {"EmailAddress": "student@example.com"}
+    assert artifacts.planned_resources(body, with_email) == total
+    existing = {"UseExistingConfigRecorder": "true"}
+    assert artifacts.planned_resources(body, existing) == total - 4
+
+
+def test_planned_resources_refuses_other_functions() -> None:
+    """A condition using a function conditions cannot hold is named."""
+    body = (
+        "Conditions:\n  X: !Equals [!Select [0, [a]], a]\n"
+        "Resources:\n  A: {Type: AWS::SNS::Topic, Condition: X}\n"
+    )
+    with pytest.raises(ConfigError, match="Fn::Select"):
+        artifacts.planned_resources(body, {})
+
+
 def test_read_template_missing_raises_config_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -220,7 +220,12 @@ def _check_numeric(operand: Any, where: str) -> None:
             )
     if len(operand) == 2:
         if ops[0] not in ("=", *_LOWER_BOUNDS, *_UPPER_BOUNDS):
-            raise PatternError(f"{where!r}: unknown operator {ops[0]!r}")
+            operators = ", ".join(
+                repr(op) for op in ("=", *_LOWER_BOUNDS, *_UPPER_BOUNDS)
+            )
+            raise PatternError(
+                f"{where!r}: unknown operator {ops[0]!r}; the operators are {operators}"
+            )
         return
     if ops[0] not in _LOWER_BOUNDS or ops[1] not in _UPPER_BOUNDS:
         raise PatternError(f"{where!r} takes {allowed}, got {operand!r}")

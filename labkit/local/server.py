@@ -149,8 +149,11 @@ def _port(port: int | None) -> int:
     except ValueError:
         value = -1
     if not 1024 <= value <= 65535:
-        message = f"port must be a number from 1024 to 65535 (got {raw!r})"
-        raise ConfigError(message)
+        source = "port" if port is not None else "LABKIT_PORT"
+        raise ConfigError(
+            f"{source} must be a number from 1024 to 65535, got {raw!r}: "
+            "choose a free port in that range, or unset LABKIT_PORT for 4599"
+        )
     return value
 
 

@@ -3,16 +3,18 @@
 The Lambda function Security-Workshop-Remediation-EC2-MaliciousIPCaller runs
 this handler when the rule GuardDuty-Event-EC2-MaliciousIPCaller matches. It
 replaces every security group of the instance with the forensic group, which
-has no ingress and no egress rules, then publishes what it did to the
-GuardDuty topic. Running it again on an isolated instance changes nothing and
-publishes nothing.
+lets no traffic in or out (no inbound rule, and one outbound rule that no
+packet can match), then publishes what it did to the GuardDuty topic.
+Running it again on an isolated instance changes nothing and publishes
+nothing.
 
 Changing security groups does not cut connections the instance already has
 open: security groups track connections, so an established flow can outlive
 the swap. The message says so, and what to do about it.
 
 Environment variables:
-    FORENSIC_SECURITY_GROUP_ID: the group with no rules, in the instance's VPC.
+    FORENSIC_SECURITY_GROUP_ID: the group that allows no traffic, in the
+        instance's VPC.
     TOPIC_ARN: the SNS topic that receives the remediation message.
 
 Permissions of the execution role: ``ec2:DescribeInstances``,
