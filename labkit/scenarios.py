@@ -96,7 +96,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "DescribeParameters",
             "GetParameters",
         ),
-        rule_name="GuardDuty-Event-IAMUser-MaliciousIPCaller",
+        rule_name="GuardDuty-Event-IAM-MaliciousIPCaller",
         rule_targets=("SNS",),
         remediation=(
             "Manual, by choice of the security team: deactivate the user's "

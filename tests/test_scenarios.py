@@ -29,7 +29,7 @@ def test_scenarios_name_their_rules_and_findings() -> None:
     ec2, iam, role, alarms = SCENARIOS
     assert ec2.rule_name == "GuardDuty-Event-EC2-MaliciousIPCaller"
     assert ec2.expected_findings == ("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom",)
-    assert iam.rule_name == "GuardDuty-Event-IAMUser-MaliciousIPCaller"
+    assert iam.rule_name == "GuardDuty-Event-IAM-MaliciousIPCaller"
     assert set(iam.expected_findings) == {
         "Recon:IAMUser/MaliciousIPCaller.Custom",
         "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom",

@@ -31,7 +31,7 @@ INSTANCE_NAMES = {
     "Security-Workshop: ControlServer",
 }
 EC2_RULE = "GuardDuty-Event-EC2-MaliciousIPCaller"
-IAM_RULE = "GuardDuty-Event-IAMUser-MaliciousIPCaller"
+IAM_RULE = "GuardDuty-Event-IAM-MaliciousIPCaller"
 EXFIL_RULE = "GuardDuty-Event-IAMUser-InstanceCredentialExfiltration"
 EC2_TYPE = "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"
 RECON_TYPE = "Recon:IAMUser/MaliciousIPCaller.Custom"
