@@ -5,6 +5,8 @@ or ``labkit.connect("aws")`` for a real account. Everything else speaks the
 real AWS APIs through ``lab.client(...)``.
 """
 
+# The modules notebooks reach as ``labkit.<module>`` without importing them.
+from labkit import findings, inventory, rules, threatlist
 from labkit.errors import (
     ConfigError,
     EventPatternError,
@@ -27,6 +29,7 @@ from labkit.guardduty import (
 )
 from labkit.lab import Lab, connect
 from labkit.notifications import format_email, read_inbox
+from labkit.preparation import prepare_lab
 from labkit.scenarios import SCENARIOS, Scenario, get_scenario, scenarios_frame
 from labkit.stack import delete_stack, deploy_stack, stack_outputs, stack_resources
 
@@ -49,16 +52,21 @@ __all__ = [
     "delete_stack",
     "deploy_stack",
     "drop_repeats",
+    "findings",
+    "inventory",
     "enable_guardduty",
     "finding_json",
     "format_email",
     "get_scenario",
     "lab_findings",
+    "prepare_lab",
     "read_findings",
     "read_inbox",
+    "rules",
     "scenarios_frame",
     "severity_label",
     "stack_outputs",
     "stack_resources",
+    "threatlist",
     "wait_for_findings",
 ]

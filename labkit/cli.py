@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
-from labkit.errors import ConfigError, LabError
-from labkit.local import control, server
+from labkit.errors import ConfigError, LabError, LocalCloudError
+from labkit.local import control, server, settings
 from labkit.local.clock import MAX_ADVANCE_MINUTES
 
 
@@ -40,18 +40,33 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "status":
             print(json.dumps(server.status(), indent=2))
         elif args.action == "advance":
-            if not 0 <= args.minutes <= MAX_ADVANCE_MINUTES:
-                message = (
-                    f"minutes must be between 0 and {MAX_ADVANCE_MINUTES} "
-                    f"(got {args.minutes:g}): lab time only moves forward"
-                )
-                raise ConfigError(message)
-            url = server.ensure_running()
-            print(json.dumps(control.advance(url, args.minutes), indent=2))
+            print(json.dumps(_advance(args.minutes), indent=2))
     except LabError as error:
         print(f"labkit: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _advance(minutes: float) -> dict[str, object]:
+    """Advance the running local cloud's clock; never start a new, empty one."""
+    if not 0 <= minutes <= MAX_ADVANCE_MINUTES:
+        reason = (
+            "lab time only moves forward"
+            if minutes < 0
+            else "advance in several steps for longer spans"
+        )
+        raise ConfigError(
+            f"minutes must be between 0 and {MAX_ADVANCE_MINUTES} "
+            f"(got {minutes:g}): {reason}"
+        )
+    current = server.status()
+    if not current["running"]:
+        raise LocalCloudError(
+            f"the local cloud is not running (lab home {settings.lab_home()}), so "
+            "there is no lab clock to advance: start it with `labkit local up`, "
+            "then deploy the lab again (its state went with the last one)"
+        )
+    return dict(control.advance(current["endpoint"], minutes))
 
 
 def run() -> None:

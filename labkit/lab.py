@@ -8,6 +8,7 @@ place that knows how the cloud is reached and how time passes in it.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import time
@@ -109,6 +110,7 @@ class Lab:
             return cached
 
         assert self.session is not None
+        self._check_service(service)
         if self.mode == "local":
             from labkit.local import settings
 
@@ -124,6 +126,19 @@ class Lab:
             made = self.session.client(service, region_name=self.region)
         self._clients[service] = made
         return made
+
+    def _check_service(self, service: object) -> None:
+        """Refuse an unknown service name with the nearest real ones."""
+        assert self.session is not None
+        known = self.session.get_available_services()
+        if service in known:
+            return
+        near = difflib.get_close_matches(str(service), known, n=3)
+        hint = f"did you mean {', '.join(map(repr, near))}?" if near else ""
+        raise ConfigError(
+            f"{service!r} is not an AWS service name boto3 knows; {hint} "
+            "use the API's service name, as in lab.client('guardduty')"
+        )
 
     @property
     def account_id(self) -> str:
@@ -144,6 +159,11 @@ class Lab:
         Raises:
             ConfigError: ``minutes`` is negative.
         """
+        if not isinstance(minutes, int | float) or isinstance(minutes, bool):
+            raise ConfigError(
+                f"minutes must be a number, got {minutes!r}: "
+                "pass it without quotes, as in lab.advance(5)"
+            )
         if minutes < 0:
             raise ConfigError(
                 f"minutes must be zero or more, got {minutes!r}: "
@@ -182,7 +202,10 @@ def _mode_message(value: object) -> str:
 
 def _resolve_region(region: str | None, mode: str) -> str:
     """Pick the lab's region and check that GuardDuty is offered there."""
-    sources = [("region", region), (REGION_ENV_VAR, os.environ.get(REGION_ENV_VAR))]
+    sources = [
+        ("the region argument", region),
+        (REGION_ENV_VAR, os.environ.get(REGION_ENV_VAR)),
+    ]
     if mode == "aws":
         sources += [(name, os.environ.get(name)) for name in _AWS_REGION_VARS]
     source, chosen = next(

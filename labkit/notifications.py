@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from labkit.errors import ConfigError
 from labkit.lab import Lab
 
 logger = logging.getLogger(__name__)
@@ -141,7 +142,15 @@ def format_email(row: Mapping[str, Any] | pd.Series) -> str:
     Returns:
         The e-mail's text: ``From``, ``Date``, ``Subject``, a blank line and
         the message body.
+
+    Raises:
+        ConfigError: ``row`` is a whole inbox, or not a row of one.
     """
+    if isinstance(row, pd.DataFrame) or not hasattr(row, "get"):
+        raise ConfigError(
+            f"format_email takes one inbox row, got a {type(row).__name__}: pick "
+            "a row first, as in labkit.format_email(inbox.iloc[0])"
+        )
     subject = row.get("subject")
     if not isinstance(subject, str) or not subject:
         subject = DEFAULT_SUBJECT

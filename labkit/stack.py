@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
+from tqdm.auto import tqdm
 
 from labkit.artifacts import package_remediation, planned_resources, read_template
 from labkit.errors import NotDeployedError, StackError
@@ -91,6 +92,11 @@ def deploy_stack(
         stack_id, events, goal = _create(lab, body, params), StackEvents(), "CREATE"
     elif _unchanged(cfn, current, body, params):
         logger.info("Stack %s is already deployed: reusing it", lab.stack_name)
+        if progress:
+            tqdm.write(
+                f"{lab.stack_name}: {current['StackStatus']}, already deployed "
+                "with this template and parameters; nothing changed"
+            )
         return _outputs(current)
     else:
         events = StackEvents()

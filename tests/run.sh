@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as `make test` runs it: lint, types, unit and
-# integration tests, then every notebook twice under nbval (on a fresh local
-# cloud, then on the warm one the first run left). The local cloud gets its
-# own home folder and port, and is stopped at the end whatever happens, so no
-# process outlives the run.
+# integration tests, then every notebook twice under nbval (each on a fresh
+# local cloud, then all in order on the warm one the first run left). The
+# local cloud gets its own home folder and port, and is stopped at the end
+# whatever happens, so no process outlives the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -32,13 +32,19 @@ finish() {
 }
 trap finish EXIT
 
-$BIN/ruff check labkit tests bench conftest.py
+$BIN/ruff check labkit tests bench conftest.py notebooks
 $BIN/ruff format --check labkit tests bench conftest.py
 $BIN/mypy
 $BIN/pytest -q -p no:cacheprovider tests
 $BIN/labkit local down >/dev/null
-for run in 1 2; do
-  echo "notebooks, run $run of 2"
-  $BIN/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-    --nbval-sanitize-with tests/nbval-sanitize.cfg notebooks
+nbval=($BIN/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env
+  --nbval-sanitize-with tests/nbval-sanitize.cfg)
+# Run 1: each notebook alone on a fresh local cloud, as a student who opens
+# just that one. Run 2: all of them in order on the warm cloud run 1 left.
+for notebook in notebooks/*.ipynb; do
+  echo "notebooks, run 1 of 2: $notebook on a fresh local cloud"
+  $BIN/labkit local down >/dev/null
+  "${nbval[@]}" "$notebook"
 done
+echo "notebooks, run 2 of 2: all in order on the warm local cloud"
+"${nbval[@]}" notebooks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,43 @@ def test_advance_refuses_going_back_before_starting_anything(
     assert "minutes must be between 0 and 10080 (got -5)" in error
     assert "{" not in error
     assert not (home / "local-cloud.json").exists()
+
+
+def test_advance_refuses_more_than_a_week_in_one_step(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Too long a span is refused with a way forward, not "moves forward"."""
+    assert cli.main(["local", "advance", "100000"]) == 1
+    error = capsys.readouterr().err
+    assert "(got 100000): advance in several steps" in error
+    assert "only moves forward" not in error
+
+
+def test_advance_does_not_start_a_new_cloud(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no cloud running, advance says so instead of starting an empty one."""
+    assert cli.main(["local", "advance", "1"]) == 1
+    error = capsys.readouterr().err
+    assert "the local cloud is not running" in error
+    assert "labkit local up" in error
+    assert not (home / "local-cloud.json").exists()
+
+
+def test_advance_moves_the_running_clock(
+    local_cloud: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a running cloud, advance prints the clock a minute later."""
+    from labkit.local import control
+
+    before = control.now(local_cloud)
+    assert cli.main(["local", "advance", "1"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    moved = datetime.fromisoformat(printed["now"]) - datetime.fromisoformat(
+        printed["from"]
+    )
+    assert moved >= timedelta(minutes=1)
+    assert datetime.fromisoformat(printed["from"]) >= before
 
 
 def test_down_when_nothing_runs(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -115,7 +115,7 @@ def test_connect_unknown_region_names_it_and_its_source(
     message = str(caught.value)
     assert "'eu-west2'" in message and "AWS_REGION" in message
     assert "'eu-west-2'" in message
-    with pytest.raises(ConfigError, match="'mars-1'.*from region"):
+    with pytest.raises(ConfigError, match="'mars-1'.*from the region argument"):
         connect("local", region="mars-1")
 
 
@@ -230,3 +230,25 @@ def test_now_aws_is_current_utc() -> None:
     now = Lab("aws", session=boto3.Session(region_name="eu-west-2")).now()
     assert now.tzinfo is not None
     assert before <= now <= datetime.now(UTC)
+
+
+def test_client_with_a_misspelt_service_names_the_nearest(
+    fake_server: list[int | None],
+) -> None:
+    """A misspelt service gets a short error with the real name, not botocore's list."""
+    lab = connect("local")
+    with pytest.raises(ConfigError) as caught:
+        lab.client("guarduty")
+    message = str(caught.value)
+    assert "'guarduty'" in message and "did you mean 'guardduty'" in message
+    assert len(message) < 300
+
+
+@pytest.mark.parametrize("minutes", ["5", None, True])
+def test_advance_refuses_what_is_not_a_number(
+    fake_server: list[int | None], minutes: object
+) -> None:
+    """lab.advance("5") is refused in words, before anything moves."""
+    lab = connect("local")
+    with pytest.raises(ConfigError, match=f"minutes must be a number, got {minutes!r}"):
+        lab.advance(minutes)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from moto.server import ThreadedMotoServer
 
+from labkit.errors import ConfigError
 from labkit.lab import Lab
 from labkit.notifications import COLUMNS, format_email, read_inbox
 
@@ -171,3 +172,10 @@ def test_format_email_without_subject_uses_sns_default() -> None:
     text = format_email(pd.Series({"subject": None, "message": "{}"}))
     assert "Subject: AWS Notification Message" in text.splitlines()
     assert "Date:" not in text
+
+
+@pytest.mark.parametrize("given", [pd.DataFrame({"subject": ["s"]}), "hello", 3])
+def test_format_email_refuses_what_is_not_a_row(given: object) -> None:
+    """A whole inbox, or no row at all, is refused with how to pick one row."""
+    with pytest.raises(ConfigError, match=r"one inbox row.*inbox\.iloc\[0\]"):
+        format_email(given)  # type: ignore[arg-type]

@@ -1,0 +1,72 @@
+"""prepare_lab on the real local cloud: each scenario notebook can run alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import labkit
+from labkit.guardduty import THREAT_LIST_KEY, THREAT_LIST_NAME
+from labkit.lab import Lab
+
+
+def _threat_set(lab: Lab, detector_id: str) -> dict[str, str]:
+    guardduty = lab.client("guardduty")
+    (set_id,) = guardduty.list_threat_intel_sets(DetectorId=detector_id)[
+        "ThreatIntelSetIds"
+    ]
+    listed = guardduty.get_threat_intel_set(
+        DetectorId=detector_id, ThreatIntelSetId=set_id
+    )
+    return {"Name": listed["Name"], "Status": listed["Status"]}
+
+
+def _list_text(lab: Lab, outputs: dict[str, str]) -> str:
+    answer = lab.client("s3").get_object(
+        Bucket=outputs["ThreatListBucket"], Key=THREAT_LIST_KEY
+    )
+    return str(answer["Body"].read().decode())
+
+
+def test_prepare_lab_on_a_fresh_cloud_does_what_notebook_00_does(
+    fresh_cloud: str,
+) -> None:
+    """GuardDuty on, the stack complete, and the list active with the Elastic IP."""
+    lab = labkit.connect()
+    outputs = labkit.prepare_lab(lab, progress=False)
+
+    (detector_id,) = lab.client("guardduty").list_detectors()["DetectorIds"]
+    assert outputs["DetectorId"] == detector_id
+    status = lab.client("cloudformation").describe_stacks(StackName=lab.stack_name)
+    assert status["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert _threat_set(lab, detector_id) == {
+        "Name": THREAT_LIST_NAME,
+        "Status": "ACTIVE",
+    }
+    assert outputs["MaliciousIp"] in _list_text(lab, outputs).splitlines()
+
+
+def test_prepare_lab_on_a_ready_lab_changes_nothing(fresh_cloud: str) -> None:
+    """A second call keeps the list active and lets no lab time pass."""
+    lab = labkit.connect()
+    first = labkit.prepare_lab(lab, progress=False)
+    before = lab.now()
+
+    again = labkit.prepare_lab(lab, progress=False)
+
+    assert again == first
+    assert lab.now() - before < timedelta(seconds=30)
+    assert _threat_set(lab, first["DetectorId"])["Status"] == "ACTIVE"
+
+
+def test_prepare_lab_uploads_a_stale_list_again(fresh_cloud: str) -> None:
+    """A list that no longer holds the Elastic IP is replaced and reactivated."""
+    lab = labkit.connect()
+    outputs = labkit.prepare_lab(lab, progress=False)
+    lab.client("s3").put_object(
+        Bucket=outputs["ThreatListBucket"], Key=THREAT_LIST_KEY, Body=b"192.0.2.1\n"
+    )
+
+    labkit.prepare_lab(lab, progress=False)
+
+    assert outputs["MaliciousIp"] in _list_text(lab, outputs).splitlines()
+    assert _threat_set(lab, outputs["DetectorId"])["Status"] == "ACTIVE"
