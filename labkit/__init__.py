@@ -6,7 +6,7 @@ real AWS APIs through ``lab.client(...)``.
 """
 
 # The modules notebooks reach as ``labkit.<module>`` without importing them.
-from labkit import findings, inventory, rules, threatlist
+from labkit import figures, findings, inventory, rules, threatlist
 from labkit.errors import (
     ConfigError,
     EventPatternError,
@@ -52,6 +52,7 @@ __all__ = [
     "delete_stack",
     "deploy_stack",
     "drop_repeats",
+    "figures",
     "findings",
     "inventory",
     "enable_guardduty",
