@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+
+import pytest
 
 import labkit
 from labkit.guardduty import THREAT_LIST_KEY, THREAT_LIST_NAME
@@ -70,3 +73,23 @@ def test_prepare_lab_uploads_a_stale_list_again(fresh_cloud: str) -> None:
 
     assert outputs["MaliciousIp"] in _list_text(lab, outputs).splitlines()
     assert _threat_set(lab, outputs["DetectorId"])["Status"] == "ACTIVE"
+
+
+def test_local_preparation_and_waits_never_sleep(
+    fresh_cloud: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deploying, activating and waiting for the finding sleep no real time (P26)."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    lab = labkit.connect()
+
+    outputs = labkit.prepare_lab(lab, progress=False)
+    found = labkit.wait_for_findings(
+        lab,
+        outputs["DetectorId"],
+        ["UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"],
+        timeout_minutes=10,
+    )
+
+    assert len(found) == 1
+    assert slept == []
