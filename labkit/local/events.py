@@ -5,6 +5,13 @@ JSON input templates and has no TestEventPattern (moto-gaps.md §6). Here the
 local cloud matches every event on a bus with its own pattern engine, renders
 each target's input, and delivers it through the services' own APIs: SNS
 Publish, SQS SendMessage, and Lambda invocations run by the Lambda runtime.
+
+Each target is delivered on its own, as in EventBridge: a target that cannot
+take the event (its topic, queue or function is gone, or a function is given
+text that is not JSON) is logged as a warning and the others still get it.
+EventBridge would retry such a delivery for up to 24 hours and then drop it or
+send it to the target's dead-letter queue; the local cloud tries once, keeps
+no dead-letter queues and emits no ``AWS/Events`` metrics (FailedInvocations).
 """
 
 from __future__ import annotations
@@ -15,17 +22,23 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from moto.backends import get_backend
 
 from labkit.local import clock, internal, lambdas, protocol
 from labkit.local.gateway import BEFORE_HOOKS, Exchange
 from labkit.local.patterns import PatternError, matches, parse_pattern
 from labkit.local.registry import Call, ServiceError, operation
-from labkit.local.transformer import render_target_input
+from labkit.local.transformer import TransformerError, render_target_input
 
 logger = logging.getLogger(__name__)
 
 LAMBDA_SETTLE_TIMEOUT_S = 60.0
+
+# What delivering to one target can raise: the service refused the call
+# (ClientError, or ServiceError from the local Lambda), botocore failed to
+# make it, or the target's input cannot be rendered.
+_DELIVERY_ERRORS = (ClientError, BotoCoreError, ServiceError, TransformerError)
 
 
 def emit(
@@ -63,6 +76,10 @@ def emit(
 def dispatch(event: dict[str, Any], *, bus: str = "default") -> int:
     """Deliver ``event`` to the targets of every enabled rule it matches.
 
+    Each target is delivered independently: one that fails is logged at
+    WARNING with the rule, the target's id and ARN and the reason, and the
+    others are still delivered. The event is not retried.
+
     Returns:
         How many rules matched.
     """
@@ -80,8 +97,27 @@ def dispatch(event: dict[str, Any], *, bus: str = "default") -> int:
         matched += 1
         logger.info("event %s matched rule %s", event["id"], rule.name)
         for target in rule.targets:
-            _deliver(event, rule, target)
+            try:
+                _deliver(event, rule, target)
+            except _DELIVERY_ERRORS as error:
+                logger.warning(
+                    "rule %s target %s (%s): event %s not delivered: %s",
+                    rule.name,
+                    target.get("Id"),
+                    target.get("Arn"),
+                    event["id"],
+                    _reason(error),
+                )
     return matched
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code')}: {details.get('Message')}"
+    if isinstance(error, ServiceError):
+        return f"{error.code}: {error.message}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _deliver(event: dict[str, Any], rule: Any, target: dict[str, Any]) -> None:
@@ -98,7 +134,7 @@ def _deliver(event: dict[str, Any], rule: Any, target: dict[str, Any]) -> None:
         sqs.send_message(QueueUrl=url, MessageBody=text)
     elif service == "lambda":
         spec = lambdas.function_spec(event["account"], region, arn)
-        lambdas.invoke_async(spec, json.loads(text), datetime.now(UTC))
+        lambdas.invoke_async(spec, _lambda_payload(text, arn), datetime.now(UTC))
     else:
         logger.warning(
             "rule %s target %s: %s targets are not delivered by the local cloud",
@@ -108,6 +144,18 @@ def _deliver(event: dict[str, Any], rule: Any, target: dict[str, Any]) -> None:
         )
         return
     logger.info("delivered event %s to %s", event["id"], arn)
+
+
+def _lambda_payload(text: str, arn: str) -> Any:
+    # Lambda takes only JSON; a plain-text template's output is refused.
+    try:
+        return json.loads(text)
+    except ValueError:
+        message = (
+            f"Could not parse request body into json: the input rendered for "
+            f"{arn} is not JSON; give the target a JSON Input or InputTemplate"
+        )
+        raise ServiceError("InvalidRequestContentException", message) from None
 
 
 @operation("events", "PutEvents")
@@ -150,7 +198,17 @@ def put_events(call: Call) -> dict[str, Any]:
 
 @operation("events", "TestEventPattern")
 def test_event_pattern(call: Call) -> dict[str, Any]:
-    """Say whether an event matches a pattern, with AWS's validation."""
+    """Say whether an event matches a pattern, with AWS's validation.
+
+    An event that is not a JSON object, or lacks one of ``id``, ``account``,
+    ``source``, ``time``, ``region`` and ``detail-type``, is refused with
+    ``ValidationException`` "Parameter Event is not valid."; the local cloud
+    adds a ``Reason:`` naming what is wrong, which AWS leaves out. The API
+    reference also lists ``resources`` as mandatory, but AWS matches events
+    without it (LocalStack's AWS-validated snapshot
+    ``test_events_patterns.py::TestEventPattern::test_event_pattern_source``,
+    recorded 2024-07-11), so it is not required here either.
+    """
     try:
         pattern = parse_pattern(call.params["EventPattern"])
     except PatternError as error:
@@ -158,17 +216,31 @@ def test_event_pattern(call: Call) -> dict[str, Any]:
     try:
         event = json.loads(call.params["Event"])
     except ValueError:
-        raise ServiceError(
-            "ValidationException", "Parameter Event is not valid."
-        ) from None
+        raise ServiceError("ValidationException", _INVALID_EVENT) from None
+    if not isinstance(event, dict):
+        kind = _JSON_TYPES.get(type(event), type(event).__name__)
+        reason = f"the event must be a JSON object, got a JSON {kind}"
+        raise ServiceError("ValidationException", f"{_INVALID_EVENT} Reason: {reason}")
     missing = [key for key in _REQUIRED_EVENT_KEYS if key not in event]
     if missing:
-        message = f"Parameter Event is not valid: missing {', '.join(missing)}."
-        raise ServiceError("ValidationException", message)
+        reason = (
+            f"missing {', '.join(missing)}; an event needs "
+            f"{', '.join(_REQUIRED_EVENT_KEYS)}"
+        )
+        raise ServiceError("ValidationException", f"{_INVALID_EVENT} Reason: {reason}")
     return {"Result": matches(pattern, event)}
 
 
 _REQUIRED_EVENT_KEYS = ("id", "account", "source", "time", "region", "detail-type")
+_INVALID_EVENT = "Parameter Event is not valid."
+_JSON_TYPES: dict[type, str] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def _validate_put_rule(exchange: Exchange) -> ServiceError | None:
