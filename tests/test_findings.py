@@ -30,48 +30,56 @@ INDEX = json.loads((DATA / "INDEX.json").read_text())
 DETECTOR = "12abc34d567e8fa901bc2d34e56789f0"
 ARN_PREFIX = "arn:aws:guardduty:eu-west-2:123456789012"
 
-# Remote addresses read by hand from each file's action block.
-REMOTE_IPS = {
-    "alertchain/alert-policy-testing_aws_guardduty_data.json": [
-        "198.51.100.0",
-        "198.51.100.1",
-    ],
-    "alertchain/aws_guardduty_example.json": ["52.94.36.7"],
-    "alertchain/guardduty.json": [],
-    "aws-samples-automated-response/guardduty_ec2_event.json": ["0.0.0.0"],
-    "aws-samples-automated-response/guardduty_iam_event.json": ["198.51.100.0"],
-    "aws-samples-automated-response/guardduty_s3_event.json": ["198.51.100.0"],
-    "aws-samples-waf-acl/gd2acl_test_event.json": ["198.51.100.0"],
-    "guardduty-soar/Credential-Access-IAM-Anomalous-Behavior.json": ["198.51.100.0"],
-    "guardduty-soar/Discovery-RDS-Tor-Ip-Caller.json": ["1.2.3.4"],
-    "guardduty-soar/Recon-EC2-PortProbeEMRUnprotectedPort.json": [
-        "198.51.100.0",
-        "198.51.100.1",
-        "198.51.100.2",
-        "198.51.100.3",
-    ],
-    "guardduty-soar/Recon-EC2-PortProbeUnprotectedPort.json": [
-        "198.51.100.0",
-        "198.51.100.1",
-        "198.51.100.2",
-        "198.51.100.3",
-    ],
-    "guardduty-soar/Recon-EC2-Portscan.json": ["198.51.100.0"],
-    "guardduty-soar/Trojan-EC2-BlackholeTraffic.json": ["198.51.100.0"],
-    "guardduty-soar/Trojan-EC2-DGADomainRequest-B.json": [],
-    "guardduty-soar/Trojan-EC2-DNSDataExfiltration.json": [],
-    "guardduty-soar/Trojan-EC2-DropPoint.json": ["198.51.100.0"],
-    "guardduty-soar/UnauthorizedAccess-EC2-MaliciousIPCaller.json": ["198.51.100.0"],
-    "guardduty-soar/UnauthorizedAccess-EC2-MetadataDNSRebind.json": [],
-    "guardduty-soar/UnauthorizedAccess-EC2-RDPBruteForce.json": ["198.51.100.0"],
-    "guardduty-soar/UnauthorizedAccess-EC2-SSHBruteForce.json": ["198.51.100.0"],
-    "guardduty-soar/UnauthorizedAccess-EC2-TorClient.json": ["198.51.100.0"],
-    "guardduty-soar/UnauthorizedAccess-EC2-TorRelay.json": ["198.51.100.0"],
-    "guardduty-soar/validation_plugins-test_override_event.json": [],
-    "guardduty-soar/validation_root-user-forensics_event.json": [],
-    "panther/panther_guardduty_findings.json": [],
-    "streamalert/guard_duty_all.json": [],
+# Resource ids and remote addresses of every finding object, read by hand from
+# the raw files (see tests/data/SOURCES.md).
+EXPECTED = json.loads((DATA.parent / "guardduty_expected.json").read_text())["files"]
+
+TYPE_PARTS_NAMES = ("purpose", "affected", "family", "mechanism", "artifact")
+
+# Every distinct type in the data, split by hand per GuardDuty's format
+# ThreatPurpose:ResourceTypeAffected/ThreatFamilyName.DetectionMechanism!Artifact.
+# The text after the one dot is the mechanism (a variant such as ``.B`` too),
+# the text after ``!`` the artifact; "DNS" inside a family name is no artifact.
+# Each value lists purpose, affected, family, mechanism, artifact; "-" is none.
+TYPE_PARTS = {
+    "AttackSequence:IAM/CompromisedCredentials": "AttackSequence IAM CompromisedCredentials - -",
+    "AttackSequence:S3/CompromisedData": "AttackSequence S3 CompromisedData - -",
+    "Canary:EC2/Stateless.IntegTest": "Canary EC2 Stateless IntegTest -",
+    "CredentialAccess:IAMUser/AnomalousBehavior": "CredentialAccess IAMUser AnomalousBehavior - -",
+    "Discovery:RDS/TorIPCaller": "Discovery RDS TorIPCaller - -",
+    "Discovery:S3/AnomalousBehavior": "Discovery S3 AnomalousBehavior - -",
+    "PenTest:S3/ParrotLinux": "PenTest S3 ParrotLinux - -",
+    "Policy:IAMUser/RootCredentialUsage": "Policy IAMUser RootCredentialUsage - -",
+    "PrivilegeEscalation:IAMUser/AdministrativePermissions": (
+        "PrivilegeEscalation IAMUser AdministrativePermissions - -"
+    ),
+    "Recon:EC2/PortProbeEMRUnprotectedPort": "Recon EC2 PortProbeEMRUnprotectedPort - -",
+    "Recon:EC2/PortProbeUnprotectedPort": "Recon EC2 PortProbeUnprotectedPort - -",
+    "Recon:EC2/Portscan": "Recon EC2 Portscan - -",
+    "Recon:IAMUser/MaliciousIPCaller.Custom": "Recon IAMUser MaliciousIPCaller Custom -",
+    "Recon:IAMUser/UserPermissions": "Recon IAMUser UserPermissions - -",
+    "Trojan:EC2/BlackholeTraffic": "Trojan EC2 BlackholeTraffic - -",
+    "Trojan:EC2/DGADomainRequest.B": "Trojan EC2 DGADomainRequest B -",
+    "Trojan:EC2/DNSDataExfiltration": "Trojan EC2 DNSDataExfiltration - -",
+    "Trojan:EC2/DriveBySourceTraffic!DNS": "Trojan EC2 DriveBySourceTraffic - DNS",
+    "Trojan:EC2/DropPoint": "Trojan EC2 DropPoint - -",
+    "Trojan:EC2/DropPoint!DNS": "Trojan EC2 DropPoint - DNS",
+    "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom": (
+        "UnauthorizedAccess EC2 MaliciousIPCaller Custom -"
+    ),
+    "UnauthorizedAccess:EC2/MetadataDNSRebind": "UnauthorizedAccess EC2 MetadataDNSRebind - -",
+    "UnauthorizedAccess:EC2/RDPBruteForce": "UnauthorizedAccess EC2 RDPBruteForce - -",
+    "UnauthorizedAccess:EC2/SSHBruteForce": "UnauthorizedAccess EC2 SSHBruteForce - -",
+    "UnauthorizedAccess:EC2/TorClient": "UnauthorizedAccess EC2 TorClient - -",
+    "UnauthorizedAccess:EC2/TorRelay": "UnauthorizedAccess EC2 TorRelay - -",
 }
+
+
+def _table_parts(finding_type: str) -> tuple[str | None, ...]:
+    return tuple(
+        None if part == "-" else part for part in TYPE_PARTS[finding_type].split()
+    )
+
 
 LABELS = {1: "Low", 2: "Low", 5: "Medium", 8: "High", 9: "Critical"}
 
@@ -109,10 +117,23 @@ def _nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
+def _parts(row: Any) -> tuple[str | None, ...]:
+    return tuple(None if _nan(row[name]) else row[name] for name in TYPE_PARTS_NAMES)
+
+
+def _same_text(got: Any, expected: str | None) -> bool:
+    """A text column holds the expected value, or NaN where None is expected."""
+    return _nan(got) if expected is None else got == expected
+
+
 def test_index_covers_every_copied_file() -> None:
-    """INDEX.json names every finding file copied into tests/data/guardduty."""
+    """INDEX.json and the expected values name every finding file copied."""
     assert sorted(_index_by_file()) == _data_files()
-    assert set(REMOTE_IPS) == set(_data_files())
+    assert sorted(EXPECTED) == _data_files()
+    assert sorted(TYPE_PARTS) == sorted(INDEX["distinct_types"])
+    for name, entries in _index_by_file().items():
+        found = [e for e in entries if e["key_case"] != "empty"]
+        assert len(EXPECTED[name]) == len(found), name
 
 
 @pytest.mark.parametrize("name", sorted(_index_by_file()))
@@ -140,24 +161,37 @@ def test_read_findings_real_file_matches_index(name: str) -> None:
         else:
             assert row["resource_type"] == entry["resourceType"]
         assert bool(row["sample"]) is entry["sample_flag"]
-        assert row["remote_ips"] == REMOTE_IPS[name]
-        expected_first = REMOTE_IPS[name][0] if REMOTE_IPS[name] else None
-        assert row["remote_ip"] == expected_first or (
-            expected_first is None and _nan(row["remote_ip"])
-        )
+
+
+@pytest.mark.parametrize("name", sorted(_index_by_file()))
+def test_read_findings_real_file_parts_ids_and_ips(name: str) -> None:
+    """Each real finding's type parts, resource ids and remote IPs are the hand-read ones."""
+    expected = EXPECTED[name]
+
+    frame = read_findings(_load(name))
+
+    assert len(frame) == len(expected)
+    for position, want in enumerate(expected):
+        row = frame.iloc[position]
+        assert row["id"] == want["id"]
+        assert _parts(row) == _table_parts(row["type"]), row["type"]
+        for column in ("instance_id", "access_key_id", "user_name"):
+            assert _same_text(row[column], want[column]), (column, row[column])
+        assert row["remote_ips"] == want["remote_ips"]
+        first = want["remote_ips"][0] if want["remote_ips"] else None
+        assert _same_text(row["remote_ip"], first)
 
 
 def test_read_findings_all_files_together() -> None:
-    """All real files in one list give 32 rows; each type's parts rebuild the type."""
+    """All real files in one list give 32 rows, each split as the hand-made table."""
     frame = read_findings([_load(name) for name in _data_files()])
 
     assert len(frame) == 32
     assert set(frame["type"]) == set(INDEX["distinct_types"])
-    for row in frame.itertuples():
-        rebuilt = f"{row.purpose}:{row.affected}/{row.family}"
-        rebuilt += "" if _nan(row.mechanism) else f".{row.mechanism}"
-        rebuilt += "" if _nan(row.artifact) else f"!{row.artifact}"
-        assert rebuilt == row.type
+    for _, row in frame.iterrows():
+        assert _parts(row) == _table_parts(row["type"]), row["type"]
+    expected_ids = [want["id"] for name in _data_files() for want in EXPECTED[name]]
+    assert frame["id"].tolist() == expected_ids
     assert frame["archived"].sum() == 3
     assert len(active(frame)) == 29
     assert len(drop_repeats(frame)) == 26
@@ -402,13 +436,67 @@ def test_read_findings_p03_critical_rows_labelled() -> None:
             ("CryptoCurrency", "EC2", "BitcoinTool", "B", "DNS"),
         ),
         ("Backdoor:EC2/C&CActivity.B", ("Backdoor", "EC2", "C&CActivity", "B", None)),
+        (
+            "Backdoor:EC2/C&CActivity.B!DNS",
+            ("Backdoor", "EC2", "C&CActivity", "B", "DNS"),
+        ),
+        (
+            "Trojan:EC2/DGADomainRequest.C!DNS",
+            ("Trojan", "EC2", "DGADomainRequest", "C", "DNS"),
+        ),
+        (
+            "Trojan:EC2/DNSDataExfiltration",
+            ("Trojan", "EC2", "DNSDataExfiltration", None, None),
+        ),
+        (
+            "Stealth:IAMUser/CloudTrailLoggingDisabled",
+            ("Stealth", "IAMUser", "CloudTrailLoggingDisabled", None, None),
+        ),
+        (
+            "Policy:IAMUser/RootCredentialUsage",
+            ("Policy", "IAMUser", "RootCredentialUsage", None, None),
+        ),
+        (
+            "UnauthorizedAccess:EC2/TorClient",
+            ("UnauthorizedAccess", "EC2", "TorClient", None, None),
+        ),
+        (
+            "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.InsideAWS",
+            (
+                "UnauthorizedAccess",
+                "IAMUser",
+                "InstanceCredentialExfiltration",
+                "InsideAWS",
+                None,
+            ),
+        ),
+        (
+            "Stealth:S3/ServerAccessLoggingDisabled",
+            ("Stealth", "S3", "ServerAccessLoggingDisabled", None, None),
+        ),
+        (
+            "Exfiltration:S3/ObjectRead.Unusual",
+            ("Exfiltration", "S3", "ObjectRead", "Unusual", None),
+        ),
+        (
+            "CredentialAccess:Kubernetes/MaliciousIPCaller.Custom",
+            ("CredentialAccess", "Kubernetes", "MaliciousIPCaller", "Custom", None),
+        ),
+        (
+            "CredentialAccess:Kubernetes/SuccessfulAnonymousAccess",
+            ("CredentialAccess", "Kubernetes", "SuccessfulAnonymousAccess", None, None),
+        ),
+        (
+            "AttackSequence:EKS/CompromisedCluster",
+            ("AttackSequence", "EKS", "CompromisedCluster", None, None),
+        ),
         ("not a finding type", (None, None, None, None, None)),
     ],
 )
 def test_read_findings_type_split(
     finding_type: str, parts: tuple[str | None, ...]
 ) -> None:
-    """The type splits into purpose, affected, family, mechanism and artifact."""
+    """Documented types split at the first '.' (mechanism) and at '!' (artifact)."""
     row = read_findings({"id": "t", "type": finding_type}).iloc[0]
 
     got = tuple(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 
 import labkit
@@ -98,6 +99,52 @@ def test_isolated_pings_are_rejected(deployed: tuple[Lab, str, dict[str, str]]) 
     assert "ACCEPT" in set(pings["action"])
     assert set(pings["protocol"]) == {"1"}
     assert int(labkit.lab_findings(lab, detector_id)["count"].iloc[0]) == count_before
+
+
+def test_finding_names_the_instance_profile_by_its_iam_id(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
+    """The finding's IamInstanceProfile is the profile's ARN and IAM id, not an association."""
+    lab, detector_id, outputs = deployed
+    instance_id = outputs["Scenario1InstanceId"]
+    described = lab.client("ec2").describe_instances(InstanceIds=[instance_id])
+    arn = described["Reservations"][0]["Instances"][0]["IamInstanceProfile"]["Arn"]
+    profile = lab.client("iam").get_instance_profile(
+        InstanceProfileName=arn.rsplit("/", 1)[-1]
+    )["InstanceProfile"]
+
+    row = labkit.lab_findings(lab, detector_id).iloc[0]
+    full = labkit.finding_json(lab, detector_id, row["id"])
+
+    shown = full["Resource"]["InstanceDetails"]["IamInstanceProfile"]
+    assert shown == {"Arn": profile["Arn"], "Id": profile["InstanceProfileId"]}
+    assert shown["Arn"] == arn and ":instance-profile/" in arn
+    assert not shown["Id"].startswith("iip-assoc-")
+
+
+def test_finding_times_are_the_matched_flow_records(
+    deployed: tuple[Lab, str, dict[str, str]],
+) -> None:
+    """First and last seen are the matched flow records' times; each one counts once."""
+    lab, detector_id, outputs = deployed
+    records = inventory.flow_log_records(lab, outputs["FlowLogGroup"], limit=500)
+    pings = records[records["dstaddr"] == outputs["MaliciousIp"]]
+    accepted = pings[pings["action"] == "ACCEPT"]
+
+    full = labkit.finding_json(
+        lab, detector_id, labkit.lab_findings(lab, detector_id).iloc[0]["id"]
+    )
+
+    service = full["Service"]
+    first = pd.Timestamp(service["EventFirstSeen"])
+    last = pd.Timestamp(service["EventLastSeen"])
+    # Pings before the list was active were accepted too, but matched nothing.
+    assert (accepted["start"] < first).any()
+    matched = accepted[accepted["start"] >= first]
+    assert first == matched["start"].min()
+    assert last == matched["end"].max() == accepted["end"].max()
+    assert service["Count"] == len(matched) >= 1
+    assert first < pd.Timestamp(full["CreatedAt"]) <= pd.Timestamp(full["UpdatedAt"])
 
 
 def test_function_code_is_the_deployed_module(

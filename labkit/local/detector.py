@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from labkit.local import clock, findings_store, settings, traffic
+from labkit.local import clock, findings_store, internal, settings, traffic
 from labkit.local.gateway import RESET_HOOKS
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class Detection:
     description: str
     evidence: dict[str, Any] | None = None
     additional_info: dict[str, Any] | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,29 @@ def instance_resource(instance: Any) -> dict[str, Any]:
         ],
     }
     if profile:
-        details["IamInstanceProfile"] = {
-            "Arn": profile["Arn"],
-            "Id": profile.get("Id", ""),
-        }
+        details["IamInstanceProfile"] = instance_profile(
+            instance.region, profile["Arn"]
+        )
     return {"ResourceType": "Instance", "InstanceDetails": details}
+
+
+def instance_profile(region: str, arn: str) -> dict[str, str]:
+    """Return GuardDuty's ``IamInstanceProfile``: the profile's ARN and IAM id.
+
+    GuardDuty gives the instance profile's own id (IAM's ``InstanceProfileId``,
+    ``AIPA...`` in AWS), which is what EC2's ``IamInstanceProfile.Id`` holds
+    too. moto's DescribeInstances puts the association id (``iip-assoc-...``)
+    there instead, so the id is read from IAM. A profile IAM no longer knows
+    keeps only its ARN.
+    """
+    name = arn.rsplit("/", 1)[-1]
+    iam = internal.client("iam", region)
+    try:
+        found = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except iam.exceptions.NoSuchEntityException:
+        logger.debug("instance profile %s is gone; the finding keeps its ARN", arn)
+        return {"Arn": arn}
+    return {"Arn": str(found["Arn"]), "Id": str(found["InstanceProfileId"])}
 
 
 def _iso(value: Any) -> str:
@@ -170,6 +190,9 @@ def _malicious_ip_caller_ec2(
             ]
         },
         additional_info={"threatListName": list_name, "unusual": False},
+        # Flow-log records keep whole seconds, and so does the finding.
+        first_seen=flow.start.replace(microsecond=0),
+        last_seen=flow.end.replace(microsecond=0),
     )
 
 
@@ -202,6 +225,8 @@ def evaluate(
                     now=now,
                     evidence=seen.evidence,
                     additional_info=seen.additional_info,
+                    first_seen=seen.first_seen,
+                    last_seen=seen.last_seen,
                 )
                 recorded += 1
     return recorded

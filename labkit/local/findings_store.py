@@ -121,14 +121,18 @@ def record_finding(
     evidence: dict[str, Any] | None = None,
     additional_info: dict[str, Any] | None = None,
     resource_role: str | None = None,
+    first_seen: datetime | None = None,
+    last_seen: datetime | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Record one occurrence of an activity as a finding, new or repeated.
 
     The first occurrence of a fingerprint makes a new finding; later ones keep
-    its id, raise ``Service.Count`` and move ``EventLastSeen`` and
-    ``UpdatedAt`` (and take the latest action and evidence), as GuardDuty
-    does. The caller decides whether the detector is enabled
-    (:func:`enabled_detector_id`).
+    its id, raise ``Service.Count``, move ``UpdatedAt`` and take the latest
+    action and evidence, as GuardDuty does. ``CreatedAt`` and ``UpdatedAt``
+    are when the detector saw it (``now``); ``Service.EventFirstSeen`` and
+    ``EventLastSeen`` are when the activity itself happened, the earliest
+    and latest of all its occurrences. The caller decides whether the
+    detector is enabled (:func:`enabled_detector_id`).
 
     Args:
         account_id: the account the finding belongs to.
@@ -145,6 +149,8 @@ def record_finding(
         evidence: an ``Evidence`` in PascalCase, if any.
         additional_info: free-form facts stored as JSON in ``AdditionalInfo.Value``.
         resource_role: ``"TARGET"`` or ``"ACTOR"``; guessed from the action if None.
+        first_seen: when this occurrence of the activity began; ``now`` if None.
+        last_seen: when it ended; ``now`` if None.
 
     Returns:
         A copy of the finding and whether it is new.
@@ -157,6 +163,7 @@ def record_finding(
     _check(action, "Action", "action")
     if evidence is not None:
         _check(evidence, "Evidence", "evidence")
+    seen = (iso(first_seen or now), iso(last_seen or now))
     with lock():
         detector = find_detector(account_id, region)
         if detector is None or detector.detector_id != detector_id:
@@ -164,7 +171,7 @@ def record_finding(
         finding_id = detector.fingerprints.get(fingerprint)
         if finding_id is not None:
             record = detector.records[finding_id]
-            _repeat(record.finding, action, evidence, additional_info, now)
+            _repeat(record.finding, action, evidence, additional_info, now, seen)
             record.pending = True
             return copy.deepcopy(record.finding), False
         finding = _new_finding(
@@ -179,6 +186,7 @@ def record_finding(
             info=additional_info or {},
             role=resource_role or _resource_role(finding_type, action),
             now=now,
+            seen=seen,
         )
         detector.records[finding["Id"]] = FindingRecord(finding)
         detector.fingerprints[fingerprint] = finding["Id"]
@@ -187,7 +195,13 @@ def record_finding(
 
 
 def _new_finding(
-    detector: Detector, *, info: dict[str, Any], role: str, now: datetime, **given: Any
+    detector: Detector,
+    *,
+    info: dict[str, Any],
+    role: str,
+    now: datetime,
+    seen: tuple[str, str],
+    **given: Any,
 ) -> dict[str, Any]:
     finding_id = mock_random.get_random_hex(32)
     stamp = iso(now)
@@ -196,8 +210,8 @@ def _new_finding(
         "Archived": False,
         "Count": 1,
         "DetectorId": detector.detector_id,
-        "EventFirstSeen": stamp,
-        "EventLastSeen": stamp,
+        "EventFirstSeen": seen[0],
+        "EventLastSeen": seen[1],
         "ResourceRole": role,
         "ServiceName": "guardduty",
         "AdditionalInfo": {
@@ -231,10 +245,15 @@ def _repeat(
     evidence: dict[str, Any] | None,
     info: dict[str, Any] | None,
     now: datetime,
+    seen: tuple[str, str],
 ) -> None:
     service = finding["Service"]
     service["Count"] += 1
-    service["EventLastSeen"] = finding["UpdatedAt"] = iso(now)
+    finding["UpdatedAt"] = iso(now)
+    # Every stamp is iso()'s fixed-width UTC text, so text order is time order;
+    # an occurrence reported late must not move the first-seen time forward.
+    service["EventFirstSeen"] = min(service["EventFirstSeen"], seen[0])
+    service["EventLastSeen"] = max(service["EventLastSeen"], seen[1])
     service["Action"] = copy.deepcopy(action)
     if evidence is not None:
         service["Evidence"] = copy.deepcopy(evidence)

@@ -464,6 +464,61 @@ def test_record_finding_repeat_keeps_id_and_raises_count() -> None:
     assert call("ListFindings", DetectorId=detector_id)["FindingIds"] == [first["Id"]]
 
 
+def test_record_finding_seen_times_span_the_activity() -> None:
+    """EventFirstSeen/LastSeen span the activity; CreatedAt/UpdatedAt the detections."""
+    detector_id = make_detector()
+    first = record(
+        detector_id,
+        fingerprint="same",
+        now=T0 + timedelta(minutes=5),
+        first_seen=T0 + timedelta(minutes=3),
+        last_seen=T0 + timedelta(minutes=4),
+    )
+    assert first["Service"]["EventFirstSeen"] == "2024-05-01T12:03:00.000Z"
+    assert first["Service"]["EventLastSeen"] == "2024-05-01T12:04:00.000Z"
+    assert first["CreatedAt"] == first["UpdatedAt"] == "2024-05-01T12:05:00.000Z"
+
+    again = record(
+        detector_id,
+        fingerprint="same",
+        now=T0 + timedelta(minutes=6),
+        first_seen=T0 + timedelta(minutes=4),
+        last_seen=T0 + timedelta(minutes=5, seconds=30),
+    )
+
+    service = again["Service"]
+    assert again["Id"] == first["Id"] and service["Count"] == 2
+    assert service["EventFirstSeen"] == "2024-05-01T12:03:00.000Z"
+    assert service["EventLastSeen"] == "2024-05-01T12:05:30.000Z"
+    assert again["CreatedAt"] == "2024-05-01T12:05:00.000Z"
+    assert again["UpdatedAt"] == "2024-05-01T12:06:00.000Z"
+
+
+def test_record_finding_late_earlier_activity_moves_first_seen_back() -> None:
+    """An occurrence older than the first moves EventFirstSeen back, not LastSeen."""
+    detector_id = make_detector()
+    record(
+        detector_id,
+        fingerprint="same",
+        now=T0 + timedelta(minutes=10),
+        first_seen=T0 + timedelta(minutes=8),
+        last_seen=T0 + timedelta(minutes=9),
+    )
+
+    again = record(
+        detector_id,
+        fingerprint="same",
+        now=T0 + timedelta(minutes=11),
+        first_seen=T0 + timedelta(minutes=1),
+        last_seen=T0 + timedelta(minutes=2),
+    )
+
+    assert again["Service"]["Count"] == 2
+    assert again["Service"]["EventFirstSeen"] == "2024-05-01T12:01:00.000Z"
+    assert again["Service"]["EventLastSeen"] == "2024-05-01T12:09:00.000Z"
+    assert again["UpdatedAt"] == "2024-05-01T12:11:00.000Z"
+
+
 def test_record_finding_rejects_a_resource_outside_the_model() -> None:
     """A resource key GuardDuty does not have is refused, naming it."""
     detector_id = make_detector()

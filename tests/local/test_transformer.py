@@ -282,6 +282,60 @@ def test_render_guardduty_finding_fields() -> None:
     }
 
 
+P02_BOTO = {"Id": "f1", "Resource": {"InstanceDetails": {"InstanceId": "i-0aaa"}}}
+P02_EVENT_DETAIL = {
+    "id": "f1",
+    "resource": {"instanceDetails": {"instanceId": "i-0aaa"}},
+}
+
+
+def test_json_path_p02_camelcase_path_misses_pascalcase_detail() -> None:
+    """P02: the camelCase path finds the id in the event, nothing in a boto3 dict."""
+    assert json_path(_envelope(P02_EVENT_DETAIL), INSTANCE_ID_PATH) == (True, "i-0aaa")
+    assert json_path(_envelope(P02_BOTO), INSTANCE_ID_PATH) == (False, None)
+    assert json_path(P02_BOTO, INSTANCE_ID_PATH) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("detail", "expected"),
+    [
+        (P02_EVENT_DETAIL, '"Isolate i-0aaa for f1"'),
+        (P02_BOTO, '"Isolate  for "'),
+    ],
+    ids=["event-camelCase", "GetFindings-PascalCase"],
+)
+def test_render_p02_paths_resolve_only_against_the_event_shape(
+    detail: dict[str, Any], expected: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """P02: InputPathsMap paths fill from a camelCase detail; a PascalCase one is empty."""
+    paths = {"instanceid": INSTANCE_ID_PATH, "gdid": "$.detail.id"}
+
+    with caplog.at_level(logging.WARNING, logger="labkit.local.transformer"):
+        text = _render('"Isolate <instanceid> for <gdid>"', paths, _envelope(detail))
+
+    assert text == expected
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if detail is P02_BOTO:
+        assert len(warned) == 2
+        assert f"path {INSTANCE_ID_PATH} is not in the event" in warned[0]
+        assert "path $.detail.id is not in the event" in warned[1]
+    else:
+        assert warned == []
+
+
+def test_render_p02_real_pascalcase_event_detail_gives_empty_instance() -> None:
+    """P02: a real event whose detail is in GetFindings' PascalCase yields no id."""
+    event = json.loads(
+        (DATA / "UnauthorizedAccess-EC2-MaliciousIPCaller.json").read_text()
+    )
+    paths = {"instanceid": INSTANCE_ID_PATH}
+
+    text = _render('{"instance": "<instanceid>"}', paths, event)
+
+    assert event["detail"]["Resource"]["InstanceDetails"]["InstanceId"] == "i-99999999"
+    assert text == '{"instance":""}'
+
+
 def test_render_guardduty_iam_finding_user_name() -> None:
     """An access-key finding yields its user name through the same template."""
     event = _envelope(json.loads((DATA / "guardduty_iam_event.json").read_text()))
