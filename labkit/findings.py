@@ -174,6 +174,7 @@ def wait_for_findings(
         ConfigError: A step is not positive, or the timeout is negative.
         WaitTimeoutError: A type was still missing after the timeout.
     """
+    finding_types = check_finding_types(finding_types)
     _check_wait_arguments(finding_types, timeout_minutes, step_minutes)
     criteria = {"Criterion": {"type": {"Eq": list(finding_types)}}}
     waited = 0.0
@@ -190,6 +191,46 @@ def wait_for_findings(
         logger.debug("still missing %s; advancing %.1f minutes", missing, step)
         advance(step)
         waited += step
+
+
+def check_finding_types(finding_types: Iterable[str]) -> list[str]:
+    """Return ``finding_types`` as a list, refusing what is not a finding type.
+
+    A type has GuardDuty's format,
+    ``ThreatPurpose:ResourceTypeAffected/ThreatFamilyName.DetectionMechanism!Artifact``
+    (mechanism and artifact optional), and each of its parts starts with a
+    capital letter or a digit, as every documented type does: so
+    ``...MaliciousIPCaller.custom`` is refused rather than waited for in vain.
+
+    Raises:
+        ConfigError: a single string was given instead of a list, or a
+            value is not a finding type.
+    """
+    if isinstance(finding_types, str):
+        raise ConfigError(
+            f"finding types must be a list, got the string {finding_types!r}: "
+            f"wrap it in a list, as in [{finding_types!r}]"
+        )
+    checked = list(finding_types)
+    for value in checked:
+        parts = split_type(value)
+        if (
+            not isinstance(value, str)
+            or not all(
+                _starts_capital(part) for part in parts.values() if pd.notna(part)
+            )
+            or pd.isna(parts["family"])
+        ):
+            raise ConfigError(
+                f"{value!r} is not a GuardDuty finding type: a type reads "
+                "Purpose:ResourceType/Family[.Mechanism][!Artifact], each part "
+                "capitalised, as in 'UnauthorizedAccess:EC2/MaliciousIPCaller.Custom'"
+            )
+    return checked
+
+
+def _starts_capital(part: str) -> bool:
+    return part[:1].isupper() or part[:1].isdigit()
 
 
 def _check_wait_arguments(
@@ -301,7 +342,10 @@ def type_parts(finding_types: Iterable[str]) -> pd.DataFrame:
     Returns:
         One row per type, columns ``type, purpose, affected, family,
         mechanism, artifact``; a part the type does not have is empty.
+
+    Raises:
+        ConfigError: a single string was given, or a value is not a type.
     """
-    rows = [{"type": t, **split_type(t)} for t in finding_types]
+    rows = [{"type": t, **split_type(t)} for t in check_finding_types(finding_types)]
     columns = ["type", "purpose", "affected", "family", "mechanism", "artifact"]
     return pd.DataFrame(rows, columns=columns).fillna("")

@@ -18,10 +18,12 @@ from labkit.errors import ConfigError, WaitTimeoutError
 from labkit.findings import (
     COLUMNS,
     active,
+    check_finding_types,
     drop_repeats,
     fetch_findings,
     read_findings,
     severity_label,
+    type_parts,
     wait_for_findings,
 )
 
@@ -843,3 +845,45 @@ def test_wait_for_findings_bad_arguments_refused(
         )
 
     assert detector.list_calls == 0
+
+
+def test_check_finding_types_accepts_every_real_type() -> None:
+    """Each of the 26 types in the real data passes the type check as it is."""
+    assert check_finding_types(list(TYPE_PARTS)) == list(TYPE_PARTS)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom", "wrap it in a list"),
+        (["UnauthorizedAccess:EC2/MaliciousIPCaller.custom"], "not a GuardDuty"),
+        (["not a type"], "'not a type' is not a GuardDuty finding type"),
+        (["recon:IAMUser/MaliciousIPCaller"], "not a GuardDuty"),
+        ([None], "None is not a GuardDuty finding type"),
+    ],
+)
+def test_check_finding_types_refuses_strings_and_typos(given: Any, said: str) -> None:
+    """A bare string or a misspelt type is refused at once, naming it."""
+    with pytest.raises(ConfigError, match=said):
+        check_finding_types(given)
+
+
+def test_wait_for_findings_refuses_a_typo_before_advancing() -> None:
+    """A misspelt type is refused before any lab time passes."""
+    advanced: list[float] = []
+    with pytest.raises(ConfigError, match="not a GuardDuty finding type"):
+        wait_for_findings(
+            object(),
+            "det1",
+            ["UnauthorizedAccess:EC2/MaliciousIPCaller.custom"],
+            timeout_minutes=30,
+            step_minutes=1,
+            advance=advanced.append,
+        )
+    assert advanced == []
+
+
+def test_type_parts_refuses_a_single_string() -> None:
+    """type_parts of one string says to pass a list instead of splitting letters."""
+    with pytest.raises(ConfigError, match="wrap it in a list"):
+        type_parts("Recon:IAMUser/MaliciousIPCaller.Custom")  # type: ignore[arg-type]
