@@ -6,11 +6,15 @@ lab's addresses are simulated and nothing may dial them, nor real AWS.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import socket
 import urllib.request
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +68,40 @@ def fresh_cloud(local_cloud: str) -> str:
     with urllib.request.urlopen(request, timeout=30):
         pass
     return local_cloud
+
+
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def make_echo_function() -> Callable[[Any, str], str]:
+    """Make a Python Lambda function that returns its event; give its ARN."""
+
+    def make(lab: Any, name: str) -> str:
+        role = lab.client("iam").create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+        )
+        package = io.BytesIO()
+        with zipfile.ZipFile(package, "w") as archive:
+            archive.writestr(
+                "echo.py", "def handler(event, context):\n    return event\n"
+            )
+        made = lab.client("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role["Role"]["Arn"],
+            Handler="echo.handler",
+            Code={"ZipFile": package.getvalue()},
+        )
+        return str(made["FunctionArn"])
+
+    return make

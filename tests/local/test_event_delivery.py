@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -109,33 +107,6 @@ def test_aws_sources_are_refused_to_callers(lab: Lab) -> None:
     assert answer["Entries"][0]["ErrorCode"] == "NotAuthorizedForSourceException"
 
 
-def _function(lab: Lab, name: str) -> str:
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = lab.client("iam").create_role(
-        RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
-    )
-    package = io.BytesIO()
-    with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("sink.py", "def handler(event, context):\n    return event\n")
-    made = lab.client("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=role["Role"]["Arn"],
-        Handler="sink.handler",
-        Code={"ZipFile": package.getvalue()},
-    )
-    return str(made["FunctionArn"])
-
-
 def _missing_topic(lab: Lab) -> dict[str, Any]:
     return {"Arn": f"arn:aws:sns:{lab.region}:{lab.account_id}:delivery-no-topic"}
 
@@ -151,26 +122,29 @@ def _deleted_function(lab: Lab) -> dict[str, Any]:
     return {"Arn": arn}
 
 
-def _text_to_function(lab: Lab) -> dict[str, Any]:
+def _text_to_function(lab: Lab, function_arn: str) -> dict[str, Any]:
     transformer = {
         "InputPathsMap": {"item": "$.detail.item"},
         "InputTemplate": "order of <item>",
     }
-    return {"Arn": _function(lab, "delivery-text"), "InputTransformer": transformer}
+    return {"Arn": function_arn, "InputTransformer": transformer}
 
 
-BAD_TARGETS: dict[str, Callable[[Lab], dict[str, Any]]] = {
-    "topic": _missing_topic,
-    "queue": _deleted_queue,
-    "function": _deleted_function,
-    "text": _text_to_function,
-}
+BAD_TARGETS = ("topic", "queue", "function", "text")
 
 
 @pytest.fixture(scope="module")
-def bad_targets(lab: Lab) -> dict[str, dict[str, Any]]:
+def bad_targets(
+    lab: Lab, make_echo_function: Callable[[Lab, str], str]
+) -> dict[str, dict[str, Any]]:
     """One target of each kind that cannot take an event, made once."""
-    return {kind: {"Id": "bad", **make(lab)} for kind, make in BAD_TARGETS.items()}
+    made = {
+        "topic": _missing_topic(lab),
+        "queue": _deleted_queue(lab),
+        "function": _deleted_function(lab),
+        "text": _text_to_function(lab, make_echo_function(lab, "delivery-text")),
+    }
+    return {kind: {"Id": "bad", **target} for kind, target in made.items()}
 
 
 def _log_text() -> str:

@@ -9,9 +9,8 @@ means that operation's response fits its shape and parses.
 from __future__ import annotations
 
 import importlib
-import io
 import json
-import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -162,33 +161,12 @@ def test_cloudformation_operations(lab: Lab) -> None:
     cfn.delete_stack(StackName=stack_id)
 
 
-def test_lambda_operations(lab: Lab) -> None:
+def test_lambda_operations(
+    lab: Lab, make_echo_function: Callable[[Lab, str], str]
+) -> None:
     """Invoke and GetFunction answer in their shapes."""
-    iam = lab.client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(
-        RoleName="shapes-fn", AssumeRolePolicyDocument=json.dumps(trust)
-    )
-    package = io.BytesIO()
-    with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("echo.py", "def handler(event, context):\n    return event\n")
+    make_echo_function(lab, "shapes-echo")
     functions = _client(lab, "lambda")
-    lab.client("lambda").create_function(
-        FunctionName="shapes-echo",
-        Runtime="python3.12",
-        Role=role["Role"]["Arn"],
-        Handler="echo.handler",
-        Code={"ZipFile": package.getvalue()},
-    )
     answer = functions.invoke(FunctionName="shapes-echo", Payload=b'{"n": 1}')
     assert json.loads(answer["Payload"].read()) == {"n": 1}
     assert functions.get_function(FunctionName="shapes-echo")["Configuration"]
