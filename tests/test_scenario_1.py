@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 
 import labkit
@@ -14,10 +14,17 @@ from labkit.lab import Lab
 
 FINDING = "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"
 
+Deployed = tuple[Lab, str, dict[str, str]]
+BeforeList = tuple[Lab, str, dict[str, str], pd.DataFrame]
+
 
 @pytest.fixture(scope="module")
-def deployed(local_cloud: str) -> Iterator[tuple[Lab, str, dict[str, str]]]:
-    """A fresh local cloud with GuardDuty on and the stack deployed."""
+def before_list(local_cloud: str) -> BeforeList:
+    """The stack deployed on a fresh local cloud, and 3 minutes of pings later.
+
+    The findings seen then, before any threat list, are kept here, so that
+    the tests needing the list active can run in any order.
+    """
     import urllib.request
 
     reset = urllib.request.Request(f"{local_cloud}/moto-api/reset", method="POST")
@@ -25,28 +32,44 @@ def deployed(local_cloud: str) -> Iterator[tuple[Lab, str, dict[str, str]]]:
     lab = labkit.connect()
     detector_id, _ = labkit.enable_guardduty(lab)
     outputs = labkit.deploy_stack(lab, detector_id=detector_id, progress=False)
-    yield lab, detector_id, outputs
+    lab.advance(3)
+    return lab, detector_id, outputs, labkit.lab_findings(lab, detector_id)
+
+
+@pytest.fixture(scope="module")
+def deployed(before_list: BeforeList) -> Deployed:
+    """The lab, its detector and the stack's outputs, GuardDuty on."""
+    lab, detector_id, outputs, _ = before_list
+    return lab, detector_id, outputs
+
+
+@pytest.fixture(scope="module")
+def detected(deployed: Deployed) -> pd.DataFrame:
+    """The threat list active and the Scenario 1 finding raised (and handled).
+
+    Module-scoped, so the list is activated and the finding awaited once,
+    whichever test asks first; a later test sees the same lab.
+    """
+    lab, detector_id, outputs = deployed
+    labkit.activate_threat_list(lab, outputs)
+    return labkit.wait_for_findings(lab, detector_id, [FINDING], timeout_minutes=10)
 
 
 def test_no_finding_without_the_threat_list(
-    deployed: tuple[Lab, str, dict[str, str]],
+    before_list: BeforeList,
 ) -> None:
     """Pings alone raise nothing, and no bundled finding stands in (P27)."""
-    lab, detector_id, _ = deployed
-    lab.advance(3)
-    assert labkit.lab_findings(lab, detector_id).empty
+    assert before_list[3].empty
 
 
 def test_finding_comes_from_the_detector(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """Once the list is active, the pings raise one real, non-sample finding (P27)."""
     lab, detector_id, outputs = deployed
-    labkit.activate_threat_list(lab, outputs)
-    found = labkit.wait_for_findings(lab, detector_id, [FINDING], timeout_minutes=10)
 
-    assert len(found) == 1
-    row = found.iloc[0]
+    assert len(detected) == 1
+    row = detected.iloc[0]
     assert row["instance_id"] == outputs["Scenario1InstanceId"]
     assert row["remote_ips"] == [outputs["MaliciousIp"]]
     assert row["action_type"] == "NETWORK_CONNECTION"
@@ -57,7 +80,7 @@ def test_finding_comes_from_the_detector(
     assert evidence["ThreatListName"] == "Example-Threat-List"
 
 
-def test_rule_isolates_and_notifies(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_rule_isolates_and_notifies(deployed: Deployed, detected: pd.DataFrame) -> None:
     """The rule's Lambda leaves the instance only in the forensic group; two e-mails."""
     lab, _, outputs = deployed
     groups = inventory.instance_security_groups(lab, outputs["Scenario1InstanceId"])
@@ -73,7 +96,7 @@ def test_rule_isolates_and_notifies(deployed: tuple[Lab, str, dict[str, str]]) -
 
 
 def test_other_instances_keep_their_group(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """Only the instance in the finding is isolated."""
     lab, _, outputs = deployed
@@ -86,7 +109,9 @@ def test_other_instances_keep_their_group(
         assert groups["group_id"].tolist() == [outputs["TargetSecurityGroupId"]]
 
 
-def test_isolated_pings_are_rejected(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_isolated_pings_are_rejected(
+    deployed: Deployed, detected: pd.DataFrame
+) -> None:
     """After isolation the flow log shows REJECT and the finding's count stops."""
     lab, detector_id, outputs = deployed
     count_before = int(labkit.lab_findings(lab, detector_id)["count"].iloc[0])
@@ -100,9 +125,7 @@ def test_isolated_pings_are_rejected(deployed: tuple[Lab, str, dict[str, str]]) 
     assert int(labkit.lab_findings(lab, detector_id)["count"].iloc[0]) == count_before
 
 
-def test_function_code_is_the_deployed_module(
-    deployed: tuple[Lab, str, dict[str, str]],
-) -> None:
+def test_function_code_is_the_deployed_module(deployed: Deployed) -> None:
     """GetFunction's download link gives the handler's own source file."""
     from labkit.remediation import source_path
 
@@ -113,9 +136,7 @@ def test_function_code_is_the_deployed_module(
     assert shown == source_path("isolate_instance").read_text()
 
 
-def test_pattern_check_through_eventbridge(
-    deployed: tuple[Lab, str, dict[str, str]],
-) -> None:
+def test_pattern_check_through_eventbridge(deployed: Deployed) -> None:
     """TestEventPattern matches exact types only; a bad pattern is a LabError."""
     lab, _, _ = deployed
     pattern = inventory.rule_pattern(lab, "GuardDuty-Event-EC2-MaliciousIPCaller")
@@ -140,7 +161,7 @@ def test_deploy_refuses_a_failed_stack(local_cloud: str) -> None:
 
 
 def test_inventory_views_show_the_stack(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """The tables notebooks show are read back from the deployed resources."""
     lab, _, outputs = deployed
