@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "up":
             print(f"local cloud running at {server.ensure_running(port=args.port)}")
         elif args.action == "down":
+            stale = server.forget_stale_record()
+            if stale is not None:
+                print(stale)
             stopped = server.stop()
             print("local cloud stopped" if stopped else "local cloud was not running")
         elif args.action == "status":

@@ -38,7 +38,7 @@ class StackError(LabError, RuntimeError):
 
 
 class ThreatListError(LabError, ValueError):
-    """A line of a threat list is not an IPv4 address, CIDR or comment."""
+    """A line of a threat list is neither an IPv4 address, a CIDR range nor blank."""
 
 
 class EventPatternError(LabError, ValueError):

@@ -27,9 +27,11 @@ THREAT_LIST_KEY = "threatlist/example-threat-list.txt"
 def enable_guardduty(lab: Lab) -> tuple[str, bool]:
     """Turn GuardDuty on in the lab's region, or reuse the detector there.
 
-    A detector that exists but is disabled is left as it is (it belongs to
-    the account, not to the lab) and a warning says how to enable it; until
-    then it raises no findings.
+    A detector that exists but is disabled (suspended) is turned on with
+    UpdateDetector, since a disabled detector raises no findings. Its other
+    settings and its tags are left as they are, so it stays the account's
+    detector (or an earlier lab run's, by its ``labkit=created`` tag), and
+    ``created`` is false.
 
     Args:
         lab: the connected lab.
@@ -42,7 +44,7 @@ def enable_guardduty(lab: Lab) -> tuple[str, bool]:
     detector_ids = guardduty.list_detectors()["DetectorIds"]
     if detector_ids:
         detector_id = str(detector_ids[0])
-        _report_existing(lab, detector_id)
+        _reuse_existing(lab, detector_id)
         return detector_id, False
 
     created = guardduty.create_detector(
@@ -55,14 +57,18 @@ def enable_guardduty(lab: Lab) -> tuple[str, bool]:
     return detector_id, True
 
 
-def _report_existing(lab: Lab, detector_id: str) -> None:
-    detector = lab.client("guardduty").get_detector(DetectorId=detector_id)
+def _reuse_existing(lab: Lab, detector_id: str) -> None:
+    guardduty = lab.client("guardduty")
+    detector = guardduty.get_detector(DetectorId=detector_id)
     made_by_lab = detector.get("Tags", {}).get("labkit") == CREATED_TAG["labkit"]
     owner = "an earlier lab run" if made_by_lab else "the account"
     if detector.get("Status") == "DISABLED":
-        logger.warning(
-            "GuardDuty detector %s in %s (made by %s) is DISABLED and will "
-            "raise no findings; enable it with UpdateDetector(Enable=True)",
+        # A suspended detector raises no findings, so every later wait would
+        # run to its timeout. Only Enable is sent: the frequency, data
+        # sources, features and tags stay the account's choice.
+        guardduty.update_detector(DetectorId=detector_id, Enable=True)
+        logger.info(
+            "Enabled GuardDuty detector %s in %s (made by %s): it was DISABLED",
             detector_id,
             lab.region,
             owner,

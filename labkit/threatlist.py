@@ -1,9 +1,20 @@
 """GuardDuty custom threat lists in the TXT format: check, write, upload.
 
-The TXT format holds one IPv4 address or CIDR range per line. GuardDuty
-reads the list from S3 and marks a set it cannot read as ``ERROR`` long
-after the upload, so labkit refuses a malformed line before uploading,
-naming the line.
+GuardDuty's user guide (Working with trusted IP lists and threat lists, List
+formats) defines the TXT format as IP addresses and CIDR ranges, one per
+line, and gives ``54.20.175.217`` and ``205.0.0.0/8`` as its sample. labkit
+reads that strictly, as the local cloud does (``labkit.local.guardduty_sets``;
+``tests/test_threatlist_lines.py`` runs one table of lines through both):
+
+- a line holds one IPv4 address (dotted quad) or CIDR range
+  (address/prefix length, 0 to 32, with no bits set past the prefix);
+- blank lines are skipped, and spaces or tabs around an entry ignored;
+- anything else is refused: a comment (the format defines none), a netmask
+  such as ``1.2.3.4/255.0.0.0``, ``10.0.0.1/8``, IPv6, ``IP<TAB>count``.
+
+GuardDuty reads the list from S3 and marks a set it cannot read as
+``ERROR`` long after the upload, so labkit checks the very text it uploads
+and refuses a malformed line first, naming it.
 """
 
 from __future__ import annotations
@@ -19,21 +30,26 @@ from labkit.errors import ThreatListError
 logger = logging.getLogger(__name__)
 
 # Dotted quad with an optional prefix length: ipaddress alone would also take
-# "1.2.3.4/255.0.0.0" and bare integers, which GuardDuty's TXT format does not.
-_ENTRY = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?$")
+# "1.2.3.4/255.0.0.0" and "1.2.3.4/0.255.255.255", which are not CIDR.
+_ENTRY = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?")
 
 _ALLOWED = (
-    "GuardDuty's TXT format allows one IPv4 address or CIDR range per line "
-    "(such as '198.51.100.7' or '205.0.0.0/8'), blank lines and lines "
-    "starting with '#'"
+    "GuardDuty's TXT format allows one IPv4 address or CIDR range per line, "
+    "such as '198.51.100.7' or '205.0.0.0/8' (no bits set past the prefix), "
+    "and blank lines; it defines no comments"
+)
+# The next step when a line written from a list of addresses is refused.
+_FIX_ADDRESS = (
+    "Line {number} is address {number} of the addresses given: pass only "
+    "IPv4 addresses or CIDR ranges, and try again"
 )
 
 
 def parse_threat_list(text: str) -> list[ipaddress.IPv4Network]:
-    """Parse a threat list in GuardDuty's TXT format.
+    """Parse a threat list in GuardDuty's TXT format (see the module's rule).
 
-    Blank lines and lines starting with ``#`` are skipped; spaces around an
-    entry are ignored. A single address becomes a /32 network.
+    Blank lines are skipped; spaces and tabs around an entry are ignored. A
+    single address becomes a /32 network.
 
     Args:
         text: The whole list.
@@ -42,49 +58,63 @@ def parse_threat_list(text: str) -> list[ipaddress.IPv4Network]:
         The addresses and ranges, in the order of the list.
 
     Raises:
-        ThreatListError: A line is neither an IPv4 address, a CIDR range, a
-            comment nor blank; the message names the line.
+        ThreatListError: A line is neither an IPv4 address, a CIDR range
+            nor blank; the message names the line.
     """
+    return _check_lines(
+        text, "the threat list", "Fix or remove that line and try again"
+    )
+
+
+def format_threat_list(addresses: Iterable[str]) -> str:
+    """Write addresses as a GuardDuty TXT threat list, one entry per line.
+
+    Only entries are written: the format defines no comment lines.
+
+    Args:
+        addresses: IPv4 addresses or CIDR ranges.
+
+    Returns:
+        The list's text, ending in a newline, checked line by line.
+
+    Raises:
+        ThreatListError: An address is empty, spans lines, or is not an IPv4
+            address or CIDR range; the message names its line.
+    """
+    text = _write_lines(addresses, "the threat list")
+    _check_lines(text, "the threat list", _FIX_ADDRESS)
+    return text
+
+
+def _write_lines(addresses: Iterable[str], where: str) -> str:
+    lines = []
+    for position, address in enumerate(addresses, start=1):
+        entry = str(address).strip()
+        if not entry or len(entry.splitlines()) != 1:
+            problem = "it is empty" if not entry else "it spans several lines"
+            raise ThreatListError(
+                f"address {position} for {where} is {address!r}: {problem}; "
+                f"{_ALLOWED}. Pass one address or range per item and try again"
+            )
+        lines.append(entry)
+    return "\n".join(lines) + "\n"
+
+
+def _check_lines(text: str, where: str, fix: str) -> list[ipaddress.IPv4Network]:
+    """Check every line of ``text``; ``fix`` is the next step, {number} the line."""
     networks = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
+    for number, line in enumerate(text.split("\n"), start=1):
+        entry = line.strip(" \t\r")
+        if not entry:
             continue
         try:
             networks.append(_parse_entry(entry))
         except ValueError as exc:
             raise ThreatListError(
-                f"line {number} of the threat list is {line!r}: {exc}; "
-                f"{_ALLOWED}. Fix or remove that line and try again"
+                f"line {number} of {where} is {line!r}: {exc}; {_ALLOWED}. "
+                + fix.format(number=number)
             ) from None
     return networks
-
-
-def format_threat_list(addresses: Iterable[str], *, comment: str) -> str:
-    """Write addresses as a GuardDuty TXT threat list.
-
-    Args:
-        addresses: IPv4 addresses or CIDR ranges.
-        comment: Text for the ``#`` header, one comment line per line of it.
-
-    Returns:
-        The list's text: the header, then one entry per line, ending in a
-        newline.
-
-    Raises:
-        ThreatListError: An address is not an IPv4 address or CIDR range.
-    """
-    lines = [f"# {part}".rstrip() for part in comment.splitlines()]
-    for position, address in enumerate(addresses, start=1):
-        try:
-            network = _parse_entry(str(address).strip())
-        except ValueError as exc:
-            raise ThreatListError(
-                f"address {position} for the threat list is {address!r}: {exc}; "
-                f"{_ALLOWED}. Pass only IPv4 addresses or CIDR ranges"
-            ) from None
-        lines.append(_entry_text(network))
-    return "\n".join(lines) + "\n"
 
 
 def upload_threat_list(
@@ -99,7 +129,8 @@ def upload_threat_list(
 ) -> str:
     """Upload a threat list to S3 and make GuardDuty use it.
 
-    The list is checked before anything is uploaded. A new ThreatIntelSet is
+    The text to upload is checked line by line, by the rule of this module,
+    before anything is uploaded. A new ThreatIntelSet is
     created and activated; if the detector already has a set with this name,
     that set is pointed at the new object and activated again, which also
     makes GuardDuty read the list afresh.
@@ -117,15 +148,18 @@ def upload_threat_list(
         The ThreatIntelSet's id.
 
     Raises:
-        ThreatListError: An address is malformed, the list is empty, or the
-            existing set with this name is not in the TXT format.
+        ThreatListError: A line of the text to upload is malformed (the
+            message names it), the list is empty, or the existing set with
+            this name is not in the TXT format.
     """
     if not addresses:
         raise ThreatListError(
             f"threat list {name!r} has no addresses; GuardDuty would match "
             "nothing. Pass at least one address, such as the attacker's Elastic IP"
         )
-    body = format_threat_list(addresses, comment=f"{name}: uploaded by labkit")
+    # The check runs on the very text that is uploaded.
+    body = _write_lines(addresses, f"threat list {name!r}")
+    _check_lines(body, f"threat list {name!r}", _FIX_ADDRESS)
     existing = _find_set(guardduty, detector_id, name)
     if existing is not None and existing[1].get("Format") != "TXT":
         raise ThreatListError(
@@ -195,15 +229,16 @@ def _list_set_ids(guardduty: Any, detector_id: str) -> Iterator[str]:
 
 def _parse_entry(entry: str) -> ipaddress.IPv4Network:
     """Parse one address or range, raising ValueError that says what is wrong."""
-    if not _ENTRY.match(entry):
+    if entry.startswith("#"):
+        raise ValueError("it is a comment line")
+    if not _ENTRY.fullmatch(entry):
         raise ValueError("it is not a dotted IPv4 address or address/prefix")
     try:
         return ipaddress.IPv4Network(entry)
     except ValueError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _entry_text(network: ipaddress.IPv4Network) -> str:
-    if network.prefixlen == 32:
-        return str(network.network_address)
-    return network.with_prefixlen
+        if "has host bits set" not in str(exc):
+            raise ValueError(str(exc)) from None
+        network = ipaddress.IPv4Network(entry, strict=False)
+        raise ValueError(
+            f"it has host bits set past its prefix (the range is {network})"
+        ) from None

@@ -211,20 +211,33 @@ def test_enable_guardduty_reuses_existing_detector(lab: Lab) -> None:
     stubs["guardduty"].assert_no_pending_responses()
 
 
-def test_enable_guardduty_warns_on_disabled_detector(
+def test_enable_guardduty_turns_on_a_disabled_detector(
     lab: Lab, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A disabled detector is reported with a warning and left disabled."""
+    """A reused DISABLED detector is enabled with Enable=True alone, and logged."""
     stubs = _stubbers(lab, "guardduty")
     stubs["guardduty"].add_response("list_detectors", {"DetectorIds": ["det1"]})
     stubs["guardduty"].add_response(
         "get_detector",
-        {"ServiceRole": "r", "Status": "DISABLED"},
+        {
+            "ServiceRole": "r",
+            "Status": "DISABLED",
+            "FindingPublishingFrequency": "SIX_HOURS",
+            "Tags": {"team": "sec"},
+        },
         {"DetectorId": "det1"},
     )
-    with stubs["guardduty"], caplog.at_level(logging.WARNING, "labkit.guardduty"):
+    # Only Enable: the account's frequency, data sources and tags are kept.
+    stubs["guardduty"].add_response(
+        "update_detector", {}, {"DetectorId": "det1", "Enable": True}
+    )
+    with stubs["guardduty"], caplog.at_level(logging.INFO, "labkit.guardduty"):
         assert enable_guardduty(lab) == ("det1", False)
-    assert "DISABLED" in caplog.text and "det1" in caplog.text
+    stubs["guardduty"].assert_no_pending_responses()
+    [change] = [r for r in caplog.records if r.name == "labkit.guardduty"]
+    assert change.levelno == logging.INFO
+    assert "Enabled GuardDuty detector det1" in change.getMessage()
+    assert "DISABLED" in change.getMessage()
 
 
 def test_enable_guardduty_creates_tagged_detector(lab: Lab) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -15,10 +14,17 @@ from labkit.lab import Lab
 
 FINDING = "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"
 
+Deployed = tuple[Lab, str, dict[str, str]]
+BeforeList = tuple[Lab, str, dict[str, str], pd.DataFrame]
+
 
 @pytest.fixture(scope="module")
-def deployed(local_cloud: str) -> Iterator[tuple[Lab, str, dict[str, str]]]:
-    """A fresh local cloud with GuardDuty on and the stack deployed."""
+def before_list(local_cloud: str) -> BeforeList:
+    """The stack deployed on a fresh local cloud, and 3 minutes of pings later.
+
+    The findings seen then, before any threat list, are kept here, so that
+    the tests needing the list active can run in any order.
+    """
     import urllib.request
 
     reset = urllib.request.Request(f"{local_cloud}/moto-api/reset", method="POST")
@@ -26,28 +32,44 @@ def deployed(local_cloud: str) -> Iterator[tuple[Lab, str, dict[str, str]]]:
     lab = labkit.connect()
     detector_id, _ = labkit.enable_guardduty(lab)
     outputs = labkit.deploy_stack(lab, detector_id=detector_id, progress=False)
-    yield lab, detector_id, outputs
+    lab.advance(3)
+    return lab, detector_id, outputs, labkit.lab_findings(lab, detector_id)
+
+
+@pytest.fixture(scope="module")
+def deployed(before_list: BeforeList) -> Deployed:
+    """The lab, its detector and the stack's outputs, GuardDuty on."""
+    lab, detector_id, outputs, _ = before_list
+    return lab, detector_id, outputs
+
+
+@pytest.fixture(scope="module")
+def detected(deployed: Deployed) -> pd.DataFrame:
+    """The threat list active and the Scenario 1 finding raised (and handled).
+
+    Module-scoped, so the list is activated and the finding awaited once,
+    whichever test asks first; a later test sees the same lab.
+    """
+    lab, detector_id, outputs = deployed
+    labkit.activate_threat_list(lab, outputs)
+    return labkit.wait_for_findings(lab, detector_id, [FINDING], timeout_minutes=10)
 
 
 def test_no_finding_without_the_threat_list(
-    deployed: tuple[Lab, str, dict[str, str]],
+    before_list: BeforeList,
 ) -> None:
     """Pings alone raise nothing, and no bundled finding stands in (P27)."""
-    lab, detector_id, _ = deployed
-    lab.advance(3)
-    assert labkit.lab_findings(lab, detector_id).empty
+    assert before_list[3].empty
 
 
 def test_finding_comes_from_the_detector(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """Once the list is active, the pings raise one real, non-sample finding (P27)."""
     lab, detector_id, outputs = deployed
-    labkit.activate_threat_list(lab, outputs)
-    found = labkit.wait_for_findings(lab, detector_id, [FINDING], timeout_minutes=10)
 
-    assert len(found) == 1
-    row = found.iloc[0]
+    assert len(detected) == 1
+    row = detected.iloc[0]
     assert row["instance_id"] == outputs["Scenario1InstanceId"]
     assert row["remote_ips"] == [outputs["MaliciousIp"]]
     assert row["action_type"] == "NETWORK_CONNECTION"
@@ -58,7 +80,7 @@ def test_finding_comes_from_the_detector(
     assert evidence["ThreatListName"] == "Example-Threat-List"
 
 
-def test_rule_isolates_and_notifies(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_rule_isolates_and_notifies(deployed: Deployed, detected: pd.DataFrame) -> None:
     """The rule's Lambda leaves the instance only in the forensic group; two e-mails."""
     lab, _, outputs = deployed
     groups = inventory.instance_security_groups(lab, outputs["Scenario1InstanceId"])
@@ -74,7 +96,7 @@ def test_rule_isolates_and_notifies(deployed: tuple[Lab, str, dict[str, str]]) -
 
 
 def test_other_instances_keep_their_group(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """Only the instance in the finding is isolated."""
     lab, _, outputs = deployed
@@ -87,7 +109,9 @@ def test_other_instances_keep_their_group(
         assert groups["group_id"].tolist() == [outputs["TargetSecurityGroupId"]]
 
 
-def test_isolated_pings_are_rejected(deployed: tuple[Lab, str, dict[str, str]]) -> None:
+def test_isolated_pings_are_rejected(
+    deployed: Deployed, detected: pd.DataFrame
+) -> None:
     """After isolation the flow log shows REJECT and the finding's count stops."""
     lab, detector_id, outputs = deployed
     count_before = int(labkit.lab_findings(lab, detector_id)["count"].iloc[0])
@@ -102,7 +126,7 @@ def test_isolated_pings_are_rejected(deployed: tuple[Lab, str, dict[str, str]]) 
 
 
 def test_finding_names_the_instance_profile_by_its_iam_id(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """The finding's IamInstanceProfile is the profile's ARN and IAM id, not an association."""
     lab, detector_id, outputs = deployed
@@ -113,8 +137,7 @@ def test_finding_names_the_instance_profile_by_its_iam_id(
         InstanceProfileName=arn.rsplit("/", 1)[-1]
     )["InstanceProfile"]
 
-    row = labkit.lab_findings(lab, detector_id).iloc[0]
-    full = labkit.finding_json(lab, detector_id, row["id"])
+    full = labkit.finding_json(lab, detector_id, detected.iloc[0]["id"])
 
     shown = full["Resource"]["InstanceDetails"]["IamInstanceProfile"]
     assert shown == {"Arn": profile["Arn"], "Id": profile["InstanceProfileId"]}
@@ -123,7 +146,7 @@ def test_finding_names_the_instance_profile_by_its_iam_id(
 
 
 def test_finding_times_are_the_matched_flow_records(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """First and last seen are the matched flow records' times; each one counts once."""
     lab, detector_id, outputs = deployed
@@ -131,9 +154,7 @@ def test_finding_times_are_the_matched_flow_records(
     pings = records[records["dstaddr"] == outputs["MaliciousIp"]]
     accepted = pings[pings["action"] == "ACCEPT"]
 
-    full = labkit.finding_json(
-        lab, detector_id, labkit.lab_findings(lab, detector_id).iloc[0]["id"]
-    )
+    full = labkit.finding_json(lab, detector_id, detected.iloc[0]["id"])
 
     service = full["Service"]
     first = pd.Timestamp(service["EventFirstSeen"])
@@ -147,9 +168,7 @@ def test_finding_times_are_the_matched_flow_records(
     assert first < pd.Timestamp(full["CreatedAt"]) <= pd.Timestamp(full["UpdatedAt"])
 
 
-def test_function_code_is_the_deployed_module(
-    deployed: tuple[Lab, str, dict[str, str]],
-) -> None:
+def test_function_code_is_the_deployed_module(deployed: Deployed) -> None:
     """GetFunction's download link gives the handler's own source file."""
     from labkit.remediation import source_path
 
@@ -160,9 +179,7 @@ def test_function_code_is_the_deployed_module(
     assert shown == source_path("isolate_instance").read_text()
 
 
-def test_pattern_check_through_eventbridge(
-    deployed: tuple[Lab, str, dict[str, str]],
-) -> None:
+def test_pattern_check_through_eventbridge(deployed: Deployed) -> None:
     """TestEventPattern matches exact types only; a bad pattern is a LabError."""
     lab, _, _ = deployed
     pattern = inventory.rule_pattern(lab, "GuardDuty-Event-EC2-MaliciousIPCaller")
@@ -187,7 +204,7 @@ def test_deploy_refuses_a_failed_stack(local_cloud: str) -> None:
 
 
 def test_inventory_views_show_the_stack(
-    deployed: tuple[Lab, str, dict[str, str]],
+    deployed: Deployed, detected: pd.DataFrame
 ) -> None:
     """The tables notebooks show are read back from the deployed resources."""
     lab, _, outputs = deployed

@@ -2,7 +2,8 @@
 
 A set names a file in S3 by URL. The file is read from the local cloud's own
 S3 (moto's backend, in-process) when the set is activated. Only the TXT format
-is understood: one IPv4 address or CIDR per line, ``#`` starting a comment.
+is understood, as GuardDuty's user guide defines it (see :func:`parse_txt`);
+a file that does not follow it makes the set ``ERROR``, as in GuardDuty.
 """
 
 from __future__ import annotations
@@ -79,22 +80,38 @@ def _read_object(
     return bytes(found.value)
 
 
+# A dotted quad, and a prefix length if a range: not the netmask forms
+# ("/255.0.0.0") that Python's ipaddress would also read.
+_TXT_ENTRY = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?")
+
+
 def parse_txt(text: str) -> list[ipaddress.IPv4Network]:
-    """Parse a TXT list: one IPv4 address or CIDR per line, ``#`` comments.
+    """Parse a TXT list: IPv4 addresses and CIDR ranges, one per line.
+
+    This is the List formats rule of GuardDuty's user guide, read strictly
+    (the same rule as ``labkit.threatlist``, which checks lists before they
+    are uploaded): a range has a prefix length from 0 to 32 and no bits set
+    past it; blank lines are skipped and spaces or tabs around an entry
+    ignored. A comment, a netmask, IPv6 or any other text is not part of
+    the format.
 
     Raises:
-        ValueError: naming the first line that is neither.
+        ValueError: naming the first line that is none of these.
     """
     networks = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(" \t\r")
+        if not line:
             continue
+        if _TXT_ENTRY.fullmatch(line) is None:
+            raise ValueError(
+                f"line {number} {line!r} is not an IPv4 address or CIDR range"
+            )
         try:
-            networks.append(ipaddress.IPv4Network(line, strict=False))
+            networks.append(ipaddress.IPv4Network(line))
         except ValueError as error:
             raise ValueError(
-                f"line {number} {line!r} is not an IPv4 address or CIDR"
+                f"line {number} {line!r} is not an IPv4 address or CIDR range: {error}"
             ) from error
     return networks
 
@@ -105,7 +122,7 @@ def load(listed: ListSet, account_id: str, region: str) -> None:
         listed.status, listed.networks = "ERROR", []
         listed.error = (
             f"format {listed.format!r} is not supported: the local cloud reads "
-            "TXT lists only (one IPv4 address or CIDR per line)"
+            "TXT lists only (one IPv4 address or CIDR range per line)"
         )
         return
     try:

@@ -28,6 +28,7 @@ from labkit.local import control, settings
 
 logger = logging.getLogger(__name__)
 
+SERVER_MODULE = "labkit.local.server"
 STATE_FILE = "local-cloud.json"
 LOG_FILE = "local-cloud.log"
 START_TIMEOUT_S = 60.0
@@ -37,36 +38,37 @@ IDLE_STOP_S = 4 * 3600.0
 def ensure_running(*, port: int | None = None) -> str:
     """Return the endpoint of the running local cloud, starting it if needed.
 
+    A record whose process has ended, or whose pid now belongs to another
+    program, is removed first (see :func:`forget_stale_record`).
+
     Args:
         port: the port to use; ``$LABKIT_PORT`` or 4599 when omitted.
 
     Raises:
         PortInUseError: the port is held by another program.
-        LocalCloudError: a recorded process does not answer, or it did not
-            start in time.
+        LocalCloudError: the recorded local cloud does not answer, or it did
+            not start in time.
     """
     wanted = _port(port)
+    forget_stale_record()
     state = _read_state()
     if state is not None:
         url = _url(state["port"])
-        if _pid_alive(state["pid"]):
-            if _answers(url):
-                if port is not None and state["port"] != wanted:
-                    message = (
-                        f"the local cloud already runs on port {state['port']}, "
-                        f"not {wanted}; run `labkit local down` to restart it "
-                        f"on another port"
-                    )
-                    raise ConfigError(message)
-                return url
-            message = (
-                f"a local cloud process (pid {state['pid']}) is recorded in "
-                f"{_state_path()} but does not answer on port {state['port']}; "
-                "run `labkit local down` to end it, then try again"
-            )
-            raise LocalCloudError(message)
-        logger.warning("removing stale local cloud record (pid %s)", state["pid"])
-        _state_path().unlink(missing_ok=True)
+        if _answers(url):
+            if port is not None and state["port"] != wanted:
+                message = (
+                    f"the local cloud already runs on port {state['port']}, "
+                    f"not {wanted}; run `labkit local down` to restart it "
+                    f"on another port"
+                )
+                raise ConfigError(message)
+            return url
+        message = (
+            f"the lab's local cloud (pid {state['pid']}, recorded in "
+            f"{_state_path()}) runs but does not answer on port "
+            f"{state['port']}; run `labkit local down` to end it, then try again"
+        )
+        raise LocalCloudError(message)
 
     if not _port_free(wanted):
         message = (
@@ -78,30 +80,67 @@ def ensure_running(*, port: int | None = None) -> str:
 
 
 def stop() -> bool:
-    """Stop the local cloud if it runs; return whether one was stopped."""
+    """Stop the local cloud if it runs; return whether one was stopped.
+
+    Only the process the record names is signalled, and only once it is
+    known to be this lab's local cloud: a record naming a process that has
+    ended, or a pid now reused by another program, is removed and that
+    program is left alone.
+    """
+    forget_stale_record()
     state = _read_state()
     if state is None:
         return False
     pid = state["pid"]
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        # A stopped process (Ctrl-Z, SIGSTOP) handles SIGTERM only once it
+        # is continued.
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if _pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     _state_path().unlink(missing_ok=True)
     logger.info("stopped the local cloud (pid %s)", pid)
     return True
+
+
+def forget_stale_record() -> str | None:
+    """Remove the local cloud's record if it no longer names the local cloud.
+
+    A pid is reused once its process ends, so a record left by a local
+    cloud that died without cleaning up (killed, or the machine restarted)
+    may name an unrelated program. That program is never signalled.
+
+    Returns:
+        What was removed and why, for the user; None when there is no
+        record or it names this lab's running local cloud.
+    """
+    state = _read_state()
+    if state is None:
+        return None
+    pid = state["pid"]
+    if not _pid_alive(pid):
+        reason = "that process has ended"
+    elif not _is_local_cloud(state):
+        reason = "that pid now belongs to another program, which was left alone"
+    else:
+        return None
+    _state_path().unlink(missing_ok=True)
+    logger.info(
+        "removed stale local cloud record %s: pid %s, %s", _state_path(), pid, reason
+    )
+    return f"removed a stale local cloud record naming pid {pid}: {reason}"
 
 
 def status() -> dict[str, Any]:
     """Describe the local cloud: running or not, pid, port, lab time, log."""
     state = _read_state()
     info: dict[str, Any] = {"running": False, "log": str(_log_path())}
-    if state is None or not _pid_alive(state["pid"]):
+    if state is None or not _pid_alive(state["pid"]) or not _is_local_cloud(state):
         return info
     info.update(pid=state["pid"], port=state["port"], endpoint=_url(state["port"]))
     with contextlib.suppress(LocalCloudError):
@@ -112,7 +151,7 @@ def status() -> dict[str, Any]:
 
 def _start(port: int) -> str:
     log = _log_path().open("ab")
-    command = [sys.executable, "-m", "labkit.local.server", "--port", str(port)]
+    command = [sys.executable, "-m", SERVER_MODULE, "--port", str(port)]
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
@@ -192,6 +231,68 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def _is_local_cloud(state: dict[str, Any]) -> bool:
+    """Tell whether the recorded pid still runs this lab's local cloud.
+
+    Its command line must run this module, and its start time must be the
+    one recorded (when the record has it), which also tells apart another
+    lab home's local cloud that was given the same pid.
+    """
+    pid = int(state["pid"])
+    command = _command_line(pid)
+    runs_server = any(
+        flag == "-m" and module == SERVER_MODULE
+        for flag, module in zip(command, command[1:], strict=False)
+    )
+    if not runs_server:
+        return False
+    recorded = state.get("started")
+    return recorded is None or _start_time(pid) in (recorded, None)
+
+
+def _command_line(pid: int) -> list[str]:
+    """Return a process's arguments, or [] when they cannot be read."""
+    if not _has_proc():
+        # macOS and the BSDs have no /proc; ps gives the command as one line.
+        return _ps(pid, "command").split()
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return raw.decode(errors="replace").split("\0")
+
+
+def _start_time(pid: int) -> str | None:
+    """Return when a process started, as this system tells it, or None."""
+    if not _has_proc():
+        return _ps(pid, "lstart") or None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 is the start time in clock ticks since boot. The command name
+    # (field 2) may hold spaces and parentheses, so count from its end.
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _has_proc() -> bool:
+    return Path("/proc/self/stat").exists()
+
+
+def _ps(pid: int, field: str) -> str:
+    try:
+        done = subprocess.run(
+            ["ps", "-o", f"{field}=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
 def _answers(url: str) -> bool:
     try:
         control.request(url, "status", timeout=2)
@@ -245,7 +346,12 @@ def main(argv: list[str] | None = None) -> None:
 
     start = datetime.fromisoformat(args.start) if args.start else None
     cloud = app.LocalCloud(port=args.port, start=start)
-    _state_path().write_text(json.dumps({"pid": os.getpid(), "port": args.port}))
+    record = {
+        "pid": os.getpid(),
+        "port": args.port,
+        "started": _start_time(os.getpid()),
+    }
+    _state_path().write_text(json.dumps(record))
     signal.signal(
         signal.SIGTERM, lambda *_: threading.Thread(target=cloud.shutdown).start()
     )

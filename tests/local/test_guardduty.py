@@ -247,9 +247,7 @@ def test_tag_resource_tags_the_detector() -> None:
 def test_threat_set_becomes_active_at_refresh(location: str) -> None:
     """A TXT threat set is ACTIVATING, then ACTIVE with its networks at refresh."""
     detector_id = make_detector()
-    put_object(
-        "lists", "lab/threat.txt", "# lab list\n\n198.51.100.7\n203.0.113.0/28\n"
-    )
+    put_object("lists", "lab/threat.txt", "198.51.100.7\n\n203.0.113.0/28\n")
     set_id = call(
         "CreateThreatIntelSet",
         DetectorId=detector_id,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from labkit import cli
 from labkit.errors import ConfigError, LocalCloudError, PortInUseError
 from labkit.local import control, server, settings
 
@@ -21,6 +25,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private lab home, so no real record is touched."""
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port on loopback that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -48,31 +60,118 @@ def test_ensure_running_refuses_a_bad_port(
         server.ensure_running()
 
 
-def test_ensure_running_reports_an_unresponsive_process(
-    home: Path, held_port: int
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated live process, ended when the test ends."""
+    process = subprocess.Popen(["sleep", "30"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def lookalike() -> Iterator[subprocess.Popen[bytes]]:
+    """A sleeping process whose command line names the server module."""
+    code = "import time; time.sleep(30)"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "-m", server.SERVER_MODULE, "--port", "1"]
+    )
+    yield process
+    process.kill()
+    process.wait()
+
+
+def _record(home: Path, **record: object) -> None:
+    (home / server.STATE_FILE).write_text(json.dumps(record))
+
+
+def test_stop_leaves_an_unrelated_process_alone(
+    home: Path, sleeper: subprocess.Popen[bytes], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A recorded live process that does not answer is named, with the fix."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        record = {"pid": sleeper.pid, "port": held_port}
-        (home / server.STATE_FILE).write_text(json.dumps(record))
-        with pytest.raises(
-            LocalCloudError, match=f"pid {sleeper.pid}.*labkit local down"
-        ):
-            server.ensure_running()
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    """A record whose pid is another program's is cleared; the program runs on."""
+    _record(home, pid=sleeper.pid, port=1)
+
+    with caplog.at_level(logging.INFO, "labkit.local.server"):
+        assert server.stop() is False
+
+    assert sleeper.poll() is None
+    assert not (home / server.STATE_FILE).exists()
+    assert f"pid {sleeper.pid}, that pid now belongs to another program" in caplog.text
 
 
-def test_stop_ends_a_recorded_process(home: Path) -> None:
-    """`labkit local down` ends the recorded process and forgets it."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    (home / server.STATE_FILE).write_text(json.dumps({"pid": sleeper.pid, "port": 1}))
+def test_down_says_it_left_an_unrelated_process_alone(
+    home: Path, sleeper: subprocess.Popen[bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`labkit local down` names the stale record it removed and stops nothing."""
+    _record(home, pid=sleeper.pid, port=1)
+
+    assert cli.main(["local", "down"]) == 0
+
+    assert capsys.readouterr().out.splitlines() == [
+        f"removed a stale local cloud record naming pid {sleeper.pid}: that pid "
+        "now belongs to another program, which was left alone",
+        "local cloud was not running",
+    ]
+    assert sleeper.poll() is None
+
+
+def test_ensure_running_clears_a_record_naming_another_program(
+    home: Path, sleeper: subprocess.Popen[bytes], held_port: int
+) -> None:
+    """Reused pid: the record goes and the start goes on (here to a taken port)."""
+    _record(home, pid=sleeper.pid, port=held_port)
+
+    with pytest.raises(PortInUseError, match=f"port {held_port} "):
+        server.ensure_running(port=held_port)
+
+    assert sleeper.poll() is None
+    assert not (home / server.STATE_FILE).exists()
+    assert server.status()["running"] is False
+
+
+def test_stop_refuses_a_lookalike_with_another_start_time(
+    home: Path, lookalike: subprocess.Popen[bytes]
+) -> None:
+    """The server module on the command line is not enough: start times differ."""
+    _record(home, pid=lookalike.pid, port=1, started="1")
+
+    assert server.stop() is False
+    assert lookalike.poll() is None
+    assert not (home / server.STATE_FILE).exists()
+
+
+def test_stop_ends_a_recorded_local_cloud_process(
+    home: Path, lookalike: subprocess.Popen[bytes]
+) -> None:
+    """A process running the server module, started when recorded, is ended."""
+    started = server._start_time(lookalike.pid)
+    _record(home, pid=lookalike.pid, port=1, started=started)
+
     assert server.stop() is True
-    assert sleeper.wait(timeout=10) != 0
+
+    assert lookalike.wait(timeout=10) != 0
     assert not (home / server.STATE_FILE).exists()
     assert server.stop() is False
+
+
+def test_unresponsive_local_cloud_is_named_then_stopped(
+    home: Path, free_port: int
+) -> None:
+    """A real local cloud that stops answering gets the advice; down ends it."""
+    url = server.ensure_running(port=free_port)
+    pid = json.loads((home / server.STATE_FILE).read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(LocalCloudError, match=f"pid {pid}.*labkit local down"):
+            server.ensure_running(port=free_port)
+    finally:
+        stopped = server.stop()
+
+    assert stopped is True
+    assert not (home / server.STATE_FILE).exists()
+    assert server.status()["running"] is False
+    with pytest.raises(LocalCloudError):
+        control.request(url, "status", timeout=2)
 
 
 def test_status_when_not_running(home: Path) -> None:

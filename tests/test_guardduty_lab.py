@@ -1,0 +1,76 @@
+"""Turning GuardDuty on for the lab, on the real local cloud."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import labkit
+from labkit.errors import ThreatListError
+
+
+def test_enable_guardduty_turns_on_a_disabled_detector(
+    fresh_cloud: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A suspended detector is reused and ENABLED; its frequency and tags stay."""
+    lab = labkit.connect()
+    guardduty = lab.client("guardduty")
+    detector_id = guardduty.create_detector(
+        Enable=False, FindingPublishingFrequency="SIX_HOURS", Tags={"team": "sec"}
+    )["DetectorId"]
+
+    with caplog.at_level(logging.INFO, "labkit.guardduty"):
+        assert labkit.enable_guardduty(lab) == (detector_id, False)
+
+    detector = guardduty.get_detector(DetectorId=detector_id)
+    assert detector["Status"] == "ENABLED"
+    assert detector["FindingPublishingFrequency"] == "SIX_HOURS"
+    assert detector["Tags"] == {"team": "sec"}
+    assert guardduty.list_detectors()["DetectorIds"] == [detector_id]
+    assert f"Enabled GuardDuty detector {detector_id}" in caplog.text
+
+
+def test_enable_guardduty_leaves_an_enabled_detector_alone(fresh_cloud: str) -> None:
+    """An enabled detector is reused as it is, without an UpdateDetector call."""
+    lab = labkit.connect()
+    guardduty = lab.client("guardduty")
+    detector_id = guardduty.create_detector(Enable=True)["DetectorId"]
+    before = guardduty.get_detector(DetectorId=detector_id)["UpdatedAt"]
+    lab.advance(1)
+
+    assert labkit.enable_guardduty(lab) == (detector_id, False)
+
+    after = guardduty.get_detector(DetectorId=detector_id)
+    assert (after["Status"], after["UpdatedAt"]) == ("ENABLED", before)
+
+
+def test_activate_threat_list_refuses_a_bad_line_before_upload(
+    fresh_cloud: str,
+) -> None:
+    """A malformed address is refused by its line; nothing is put or created."""
+    lab = labkit.connect()
+    detector_id, _ = labkit.enable_guardduty(lab)
+    s3 = lab.client("s3")
+    s3.create_bucket(
+        Bucket="lab-lists",
+        CreateBucketConfiguration={"LocationConstraint": lab.region},
+    )
+    outputs = {"MaliciousIp": "10.0.0.1/8", "ThreatListBucket": "lab-lists"}
+
+    with pytest.raises(ThreatListError) as caught:
+        labkit.activate_threat_list(lab, outputs)
+
+    message = str(caught.value)
+    assert message.startswith(
+        "line 1 of threat list 'Example-Threat-List' is '10.0.0.1/8': "
+        "it has host bits set past its prefix (the range is 10.0.0.0/8)"
+    )
+    assert "one IPv4 address or CIDR range per line" in message
+    assert message.endswith("and try again")
+    assert "Contents" not in s3.list_objects_v2(Bucket="lab-lists")
+    guardduty = lab.client("guardduty")
+    assert (
+        guardduty.list_threat_intel_sets(DetectorId=detector_id)["ThreatIntelSetIds"]
+        == []
+    )
