@@ -8,9 +8,10 @@ reads that strictly, as the local cloud does (``labkit.local.guardduty_sets``;
 
 - a line holds one IPv4 address (dotted quad) or CIDR range
   (address/prefix length, 0 to 32, with no bits set past the prefix);
-- blank lines are skipped, and spaces or tabs around an entry ignored;
-- anything else is refused: a comment (the format defines none), a netmask
-  such as ``1.2.3.4/255.0.0.0``, ``10.0.0.1/8``, IPv6, ``IP<TAB>count``.
+- blank lines and comment lines (``#`` first) are skipped, and spaces or
+  tabs around an entry ignored;
+- anything else is refused: a comment after an entry, a netmask such as
+  ``1.2.3.4/255.0.0.0``, ``10.0.0.1/8``, IPv6, ``IP<TAB>count``.
 
 GuardDuty reads the list from S3 and marks a set it cannot read as
 ``ERROR`` long after the upload, so labkit checks the very text it uploads
@@ -36,7 +37,7 @@ _ENTRY = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?")
 _ALLOWED = (
     "GuardDuty's TXT format allows one IPv4 address or CIDR range per line, "
     "such as '198.51.100.7' or '205.0.0.0/8' (no bits set past the prefix), "
-    "and blank lines; it defines no comments"
+    "blank lines, and comment lines that start with '#'"
 )
 # The next step when a line written from a list of addresses is refused.
 _FIX_ADDRESS = (
@@ -48,8 +49,8 @@ _FIX_ADDRESS = (
 def parse_threat_list(text: str) -> list[ipaddress.IPv4Network]:
     """Parse a threat list in GuardDuty's TXT format (see the module's rule).
 
-    Blank lines are skipped; spaces and tabs around an entry are ignored. A
-    single address becomes a /32 network.
+    Blank lines and comment lines (``#`` first) are skipped; spaces and tabs
+    around an entry are ignored. A single address becomes a /32 network.
 
     Args:
         text: The whole list.
@@ -58,8 +59,8 @@ def parse_threat_list(text: str) -> list[ipaddress.IPv4Network]:
         The addresses and ranges, in the order of the list.
 
     Raises:
-        ThreatListError: A line is neither an IPv4 address, a CIDR range
-            nor blank; the message names the line.
+        ThreatListError: A line is neither an IPv4 address, a CIDR range,
+            a comment nor blank; the message names the line.
     """
     return _check_lines(
         text, "the threat list", "Fix or remove that line and try again"
@@ -69,7 +70,7 @@ def parse_threat_list(text: str) -> list[ipaddress.IPv4Network]:
 def format_threat_list(addresses: Iterable[str]) -> str:
     """Write addresses as a GuardDuty TXT threat list, one entry per line.
 
-    Only entries are written: the format defines no comment lines.
+    Only entries are written, no comment lines.
 
     Args:
         addresses: IPv4 addresses or CIDR ranges.
@@ -105,7 +106,7 @@ def _check_lines(text: str, where: str, fix: str) -> list[ipaddress.IPv4Network]
     networks = []
     for number, line in enumerate(text.split("\n"), start=1):
         entry = line.strip(" \t\r")
-        if not entry:
+        if not entry or entry.startswith("#"):
             continue
         try:
             networks.append(_parse_entry(entry))
@@ -229,8 +230,6 @@ def _list_set_ids(guardduty: Any, detector_id: str) -> Iterator[str]:
 
 def _parse_entry(entry: str) -> ipaddress.IPv4Network:
     """Parse one address or range, raising ValueError that says what is wrong."""
-    if entry.startswith("#"):
-        raise ValueError("it is a comment line")
     if not _ENTRY.fullmatch(entry):
         raise ValueError("it is not a dotted IPv4 address or address/prefix")
     try:

@@ -38,10 +38,11 @@ GOOD = [
     ("203.0.113.9\r", "203.0.113.9/32"),
     ("", None),
     ("   ", None),
+    ("# lab threats", None),
+    ("  # an indented comment", None),
 ]
 # (line, what labkit's message says is wrong)
 BAD = [
-    ("# lab threats", "comment"),
     ("203.0.113.9 # attacker", "not a dotted IPv4"),
     ("10.0.0.1/8", "host bits set past its prefix (the range is 10.0.0.0/8)"),
     ("1.2.3.4/255.0.0.0", "not a dotted IPv4"),

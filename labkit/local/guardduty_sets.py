@@ -91,9 +91,9 @@ def parse_txt(text: str) -> list[ipaddress.IPv4Network]:
     This is the List formats rule of GuardDuty's user guide, read strictly
     (the same rule as ``labkit.threatlist``, which checks lists before they
     are uploaded): a range has a prefix length from 0 to 32 and no bits set
-    past it; blank lines are skipped and spaces or tabs around an entry
-    ignored. A comment, a netmask, IPv6 or any other text is not part of
-    the format.
+    past it; blank lines and comment lines (``#`` first) are skipped and
+    spaces or tabs around an entry ignored. A comment after an entry, a
+    netmask, IPv6 or any other text is not part of the format.
 
     Raises:
         ValueError: naming the first line that is none of these.
@@ -101,7 +101,7 @@ def parse_txt(text: str) -> list[ipaddress.IPv4Network]:
     networks = []
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip(" \t\r")
-        if not line:
+        if not line or line.startswith("#"):
             continue
         if _TXT_ENTRY.fullmatch(line) is None:
             raise ValueError(
