@@ -160,7 +160,7 @@ def wait_for_findings(
     return findings.wait_for_findings(
         lab.client("guardduty"),
         detector_id,
-        list(finding_types),
+        findings.check_finding_types(finding_types),
         timeout_minutes=timeout_minutes,
         step_minutes=1.0,
         advance=lab.advance,
@@ -173,6 +173,8 @@ def finding_json(lab: Lab, detector_id: str, finding_id: str) -> dict[str, Any]:
         DetectorId=detector_id, FindingIds=[finding_id]
     )
     if not answer["Findings"]:
-        message = f"no finding {finding_id!r} in detector {detector_id!r}"
-        raise NotDeployedError(message)
+        raise NotDeployedError(
+            f"no finding {finding_id!r} in detector {detector_id!r}; pass an id "
+            "from the id column of labkit.lab_findings(lab, detector_id)"
+        )
     return dict(answer["Findings"][0])

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import labkit
-from labkit.errors import ThreatListError
+from labkit.errors import ConfigError, NotDeployedError, ThreatListError
 
 
 def test_enable_guardduty_turns_on_a_disabled_detector(
@@ -74,3 +74,25 @@ def test_activate_threat_list_refuses_a_bad_line_before_upload(
         guardduty.list_threat_intel_sets(DetectorId=detector_id)["ThreatIntelSetIds"]
         == []
     )
+
+
+def test_wait_for_findings_refuses_one_string_before_any_time_passes(
+    fresh_cloud: str,
+) -> None:
+    """A type given as a bare string is refused, not split into letters."""
+    lab = labkit.connect()
+    detector_id, _ = labkit.enable_guardduty(lab)
+    before = lab.now()
+    with pytest.raises(ConfigError, match="wrap it in a list"):
+        labkit.wait_for_findings(
+            lab, detector_id, "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"
+        )
+    assert (lab.now() - before).total_seconds() < 30
+
+
+def test_finding_json_of_an_unknown_id_says_where_ids_are(fresh_cloud: str) -> None:
+    """An unknown finding id is refused with the way to find a real one."""
+    lab = labkit.connect()
+    detector_id, _ = labkit.enable_guardduty(lab)
+    with pytest.raises(NotDeployedError, match=r"'f00'.*labkit\.lab_findings"):
+        labkit.finding_json(lab, detector_id, "f00")
