@@ -25,7 +25,7 @@ test: setup
 	bash tests/run.sh
 
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --repeat 3
 
 # After changing a notebook: store the outputs nbval compares, strip the rest.
 outputs: setup

@@ -5,8 +5,11 @@ or ``labkit.connect("aws")`` for a real account. Everything else speaks the
 real AWS APIs through ``lab.client(...)``.
 """
 
+import importlib
+from typing import Any
+
 # The modules notebooks reach as ``labkit.<module>`` without importing them.
-from labkit import figures, findings, inventory, rules, threatlist
+from labkit import findings, inventory, rules, threatlist
 from labkit.errors import (
     ConfigError,
     EventPatternError,
@@ -71,3 +74,11 @@ __all__ = [
     "threatlist",
     "wait_for_findings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # labkit.figures loads matplotlib and IPython: only when a notebook draws,
+    # not in the local cloud and Lambda workers, which import labkit too.
+    if name == "figures":
+        return importlib.import_module("labkit.figures")
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")

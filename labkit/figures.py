@@ -89,8 +89,13 @@ def plot_packets_by_action(records: pd.DataFrame, *, title: str) -> Image:
     axes.set_title(title)
     axes.set_xlabel("minute (UTC)")
     axes.set_ylabel("packets")
-    axes.xaxis.set_major_formatter(DateFormatter("%H:%M", tz="UTC"))
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(title="action", loc="upper left", bbox_to_anchor=(1.01, 1))
+    if table.empty:
+        # In AWS flow-log records can still be on their way.
+        axes.text(0.5, 0.5, "no flow-log records yet", ha="center", va="center")
+        axes.set_xticks([])
+    else:
+        axes.xaxis.set_major_formatter(DateFormatter("%H:%M", tz="UTC"))
+        axes.legend(title="action", loc="upper left", bbox_to_anchor=(1.01, 1))
     logger.debug("Drew %d minutes of flow-log packets", len(table))
     return figure_image(figure)

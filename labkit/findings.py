@@ -147,7 +147,7 @@ def fetch_findings(
 def wait_for_findings(
     client: Any,
     detector_id: str,
-    finding_types: list[str],
+    finding_types: Iterable[str],
     *,
     timeout_minutes: float,
     step_minutes: float,
@@ -213,6 +213,11 @@ def check_finding_types(finding_types: Iterable[str]) -> list[str]:
         )
     checked = list(finding_types)
     for value in checked:
+        if isinstance(value, str) and value != value.strip():
+            raise ConfigError(
+                f"finding type {value!r} has spaces around it, so it matches no "
+                f"finding: write it as {value.strip()!r}"
+            )
         parts = split_type(value)
         if (
             not isinstance(value, str)

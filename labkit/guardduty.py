@@ -160,7 +160,7 @@ def wait_for_findings(
     return findings.wait_for_findings(
         lab.client("guardduty"),
         detector_id,
-        findings.check_finding_types(finding_types),
+        finding_types,
         timeout_minutes=timeout_minutes,
         step_minutes=1.0,
         advance=lab.advance,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import configparser
 import re
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +108,25 @@ def test_lab_plot_cell_shows_only_an_image_under_any_backend(
     # The pyplot way, for contrast, leaves a version-dependent text repr.
     shown = "".join(str(o.get("data", {}).get("text/plain", "")) for o in bare_cell)
     assert "Text(" in shown
+
+
+def test_importing_labkit_loads_no_plotting_library() -> None:
+    """matplotlib loads only when labkit.figures is used, not with labkit."""
+    probe = (
+        "import sys, labkit; print('matplotlib' in sys.modules);"
+        "labkit.figures; print('matplotlib' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.split() == ["False", "True"]
+
+
+def test_plot_without_records_says_so_and_warns_nothing() -> None:
+    """No records gives a chart that says so, with no legend warning (P25)."""
+    empty = _records().iloc[0:0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = figures.plot_packets_by_action(empty, title="Pings")
+    assert image.data.startswith(PNG_MAGIC)
+    assert figures.packets_per_minute(empty).empty

@@ -860,6 +860,7 @@ def test_check_finding_types_accepts_every_real_type() -> None:
         (["not a type"], "'not a type' is not a GuardDuty finding type"),
         (["recon:IAMUser/MaliciousIPCaller"], "not a GuardDuty"),
         ([None], "None is not a GuardDuty finding type"),
+        (["Recon:IAMUser/MaliciousIPCaller.Custom "], "spaces around it"),
     ],
 )
 def test_check_finding_types_refuses_strings_and_typos(given: Any, said: str) -> None:

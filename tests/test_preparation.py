@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 import labkit
+from labkit import stack_progress
 from labkit.guardduty import THREAT_LIST_KEY, THREAT_LIST_NAME
 from labkit.lab import Lab
 
@@ -81,6 +82,8 @@ def test_local_preparation_and_waits_never_sleep(
     """Deploying, activating and waiting for the finding sleep no real time (P26)."""
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
+    # The stack poll keeps its own reference to time.sleep.
+    monkeypatch.setattr(stack_progress, "_sleep", slept.append)
     lab = labkit.connect()
 
     outputs = labkit.prepare_lab(lab, progress=False)
