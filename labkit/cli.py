@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from labkit.errors import ConfigError, LabError, LocalCloudError
@@ -74,7 +75,15 @@ def _advance(minutes: float) -> dict[str, object]:
 
 def run() -> None:
     """Entry point of the installed ``labkit`` script."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``labkit local status | head``): not an
+        # error. Point stdout at nothing so the exit's flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -207,6 +207,7 @@ def check_finding_types(finding_types: Iterable[str]) -> list[str]:
             value is not a finding type.
     """
     if isinstance(finding_types, str):
+        check_finding_types([finding_types])
         raise ConfigError(
             f"finding types must be a list, got the string {finding_types!r}: "
             f"wrap it in a list, as in [{finding_types!r}]"

@@ -166,9 +166,11 @@ def wait_for_stack(
                     # Resources whose Condition is false (the e-mail
                     # subscriptions without an address) are never made:
                     # the bar ends at what the stack really holds.
+                    # Set, not reset: a reset would restart the bar's clock
+                    # and show a rate of thousands of resources a second.
                     final = max(events.done(), bar.n)
-                    bar.reset(total=final)
-                    bar.update(final)
+                    bar.total = final
+                    bar.update(final - bar.n)
                 if progress:
                     bar.write(f"{lab.stack_name}: {status}, {events.done()} resources")
                 return status, description

@@ -340,8 +340,10 @@ def test_deploy_stack_with_progress_shows_bar(
     assert "3/3" in err
 
 
-def test_deploy_stack_reuses_identical_stack(lab: Lab) -> None:
-    """A complete stack with the same template and parameters is not touched."""
+def test_deploy_stack_reuses_identical_stack(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A complete stack with the same template and parameters is not touched, and says so."""
     stubs = _stubbers(lab, "sts", "s3", "cloudformation")
     _stub_packaging(stubs, lab, exists=True)
     params = {"DetectorId": "det1", "ArtifactBucket": BUCKET, **_code_keys(lab)}
@@ -359,9 +361,13 @@ def test_deploy_stack_reuses_identical_stack(lab: Lab) -> None:
         {"StackName": STACK_ID, "TemplateStage": "Original"},
     )
     with stubs["sts"], stubs["s3"], cfn:
-        outputs = stack.deploy_stack(lab, detector_id="det1", progress=False)
+        outputs = stack.deploy_stack(lab, detector_id="det1")
     assert outputs == {"InboxQueueUrl": "https://sqs/inbox"}
     cfn.assert_no_pending_responses()
+    assert capsys.readouterr().out.strip() == (
+        "Security-Workshop: CREATE_COMPLETE, already deployed with this template "
+        "and parameters; nothing changed"
+    )
 
 
 def test_deploy_stack_waits_for_stack_in_progress(lab: Lab) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -95,3 +98,17 @@ def test_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["local", "explode"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'explode'" in capsys.readouterr().err
+
+
+def test_status_into_a_closed_pipe_is_quiet(home: Path) -> None:
+    """`labkit local status | true` ends without a BrokenPipeError traceback."""
+    script = "import labkit.cli; labkit.cli.run()"
+    reader = subprocess.Popen(
+        f"{sys.executable} -c '{script}' local status | true",
+        shell=True,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LABKIT_HOME": str(home)},
+    )
+    _, errors = reader.communicate(timeout=60)
+    assert b"BrokenPipeError" not in errors
+    assert b"Traceback" not in errors

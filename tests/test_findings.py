@@ -856,6 +856,7 @@ def test_check_finding_types_accepts_every_real_type() -> None:
     ("given", "said"),
     [
         ("UnauthorizedAccess:EC2/MaliciousIPCaller.Custom", "wrap it in a list"),
+        ("UnauthorizedAccess:EC2/MaliciousIPCaller.custom", "not a GuardDuty"),
         (["UnauthorizedAccess:EC2/MaliciousIPCaller.custom"], "not a GuardDuty"),
         (["not a type"], "'not a type' is not a GuardDuty finding type"),
         (["recon:IAMUser/MaliciousIPCaller"], "not a GuardDuty"),

@@ -188,10 +188,16 @@ def _port(port: int | None) -> int:
     except ValueError:
         value = -1
     if not 1024 <= value <= 65535:
-        source = "port" if port is not None else "LABKIT_PORT"
+        if port is not None:
+            source, way_out = "port", "choose a free port in that range"
+        else:
+            source = "LABKIT_PORT"
+            way_out = (
+                f"set it to a free port in that range, or unset it for "
+                f"{settings.DEFAULT_PORT}"
+            )
         raise ConfigError(
-            f"{source} must be a number from 1024 to 65535, got {raw!r}: "
-            "choose a free port in that range, or unset LABKIT_PORT for 4599"
+            f"{source} must be a number from 1024 to 65535, got {raw!r}: {way_out}"
         )
     return value
 

@@ -60,6 +60,27 @@ def test_ensure_running_refuses_a_bad_port(
         server.ensure_running()
 
 
+def test_a_bad_port_argument_is_named_as_the_argument(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad --port is blamed on the argument, not on LABKIT_PORT."""
+    monkeypatch.setenv("LABKIT_PORT", "4751")
+    with pytest.raises(ConfigError) as caught:
+        server.ensure_running(port=99999)
+    message = str(caught.value)
+    assert message.startswith("port must be a number from 1024 to 65535, got 99999")
+    assert "LABKIT_PORT" not in message
+
+
+def test_a_bad_labkit_port_says_how_to_fall_back(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad LABKIT_PORT names the variable and its default."""
+    monkeypatch.setenv("LABKIT_PORT", "80")
+    with pytest.raises(ConfigError, match="LABKIT_PORT .*got '80'.*unset it for 4599"):
+        server.ensure_running()
+
+
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     """An unrelated live process, ended when the test ends."""
