@@ -38,7 +38,11 @@ class StackError(LabError, RuntimeError):
 
 
 class ThreatListError(LabError, ValueError):
-    """A line of a threat list is neither an IPv4 address, a CIDR range nor blank."""
+    """A threat list line is not an IPv4 address, a CIDR range, a comment nor blank.
+
+    Also raised for an address given to be written that would not make one
+    entry line (empty, several lines, or a ``#`` that would make a comment).
+    """
 
 
 class EventPatternError(LabError, ValueError):

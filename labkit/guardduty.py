@@ -1,8 +1,13 @@
 """Turning GuardDuty on for the lab, and activating the lab's threat list.
 
 GuardDuty allows one detector per account and region, so the lab reuses the
-account's detector when there is one. A detector the lab creates carries the
-tag ``labkit=created``: that is how cleanup knows it may turn GuardDuty off.
+account's detector when there is one. The detector's ``labkit`` tag records
+what the lab did to it, and cleanup undoes exactly that:
+
+- ``labkit=created``: the lab made the detector; cleanup deletes it.
+- ``labkit=enabled``: the detector was there but disabled (suspended) and
+  the lab turned it on; cleanup disables it again and removes the tag.
+- no ``labkit`` tag: the account's detector, already on; cleanup leaves it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from labkit.lab import Lab
 logger = logging.getLogger(__name__)
 
 CREATED_TAG = {"labkit": "created"}
+ENABLED_TAG = {"labkit": "enabled"}
 THREAT_LIST_NAME = "Example-Threat-List"
 THREAT_LIST_KEY = "threatlist/example-threat-list.txt"
 
@@ -28,10 +34,11 @@ def enable_guardduty(lab: Lab) -> tuple[str, bool]:
     """Turn GuardDuty on in the lab's region, or reuse the detector there.
 
     A detector that exists but is disabled (suspended) is turned on with
-    UpdateDetector, since a disabled detector raises no findings. Its other
-    settings and its tags are left as they are, so it stays the account's
-    detector (or an earlier lab run's, by its ``labkit=created`` tag), and
-    ``created`` is false.
+    UpdateDetector, since a disabled detector raises no findings. It is
+    first tagged ``labkit=enabled`` (TagResource on its ARN), so that
+    cleanup turns it off again, unless an earlier lab run made it (its tag
+    is ``labkit=created``). Its other settings and tags are left as they
+    are, and ``created`` is false.
 
     Args:
         lab: the connected lab.
@@ -63,9 +70,16 @@ def _reuse_existing(lab: Lab, detector_id: str) -> None:
     made_by_lab = detector.get("Tags", {}).get("labkit") == CREATED_TAG["labkit"]
     owner = "an earlier lab run" if made_by_lab else "the account"
     if detector.get("Status") == "DISABLED":
+        if not made_by_lab:
+            # Tagged before the change: a detector left on untagged would
+            # never be turned off by cleanup, and would keep costing.
+            guardduty.tag_resource(
+                ResourceArn=_detector_arn(lab, detector_id), Tags=dict(ENABLED_TAG)
+            )
+            logger.info("Tagged GuardDuty detector %s labkit=enabled", detector_id)
         # A suspended detector raises no findings, so every later wait would
         # run to its timeout. Only Enable is sent: the frequency, data
-        # sources, features and tags stay the account's choice.
+        # sources and features stay the account's choice.
         guardduty.update_detector(DetectorId=detector_id, Enable=True)
         logger.info(
             "Enabled GuardDuty detector %s in %s (made by %s): it was DISABLED",
@@ -79,6 +93,16 @@ def _reuse_existing(lab: Lab, detector_id: str) -> None:
         detector_id,
         lab.region,
         owner,
+    )
+
+
+def _detector_arn(lab: Lab, detector_id: str) -> str:
+    """The detector's ARN, which TagResource takes (GetDetector does not give it)."""
+    assert lab.session is not None
+    partition = lab.session.get_partition_for_region(lab.region)
+    return (
+        f"arn:{partition}:guardduty:{lab.region}:{lab.account_id}"
+        f":detector/{detector_id}"
     )
 
 

@@ -1,17 +1,9 @@
-"""GuardDuty custom threat lists in the TXT format: check, write, upload.
+"""GuardDuty custom threat lists in the TXT format: check, write, find, upload.
 
-GuardDuty's user guide (Working with trusted IP lists and threat lists, List
-formats) defines the TXT format as IP addresses and CIDR ranges, one per
-line, and gives ``54.20.175.217`` and ``205.0.0.0/8`` as its sample. labkit
-reads that strictly, as the local cloud does (``labkit.local.guardduty_sets``;
-``tests/test_threatlist_lines.py`` runs one table of lines through both):
-
-- a line holds one IPv4 address (dotted quad) or CIDR range
-  (address/prefix length, 0 to 32, with no bits set past the prefix);
-- blank lines and comment lines (``#`` first) are skipped, and spaces or
-  tabs around an entry ignored;
-- anything else is refused: a comment after an entry, a netmask such as
-  ``1.2.3.4/255.0.0.0``, ``10.0.0.1/8``, IPv6, ``IP<TAB>count``.
+The TXT rule is ``labkit.list_format``'s, the one the local cloud reads a
+set's file by (``tests/test_threatlist_lines.py`` runs one table of lines
+through both): one IPv4 address or CIDR range per line, blank lines and
+comment lines (``#`` first) skipped, anything else refused.
 
 GuardDuty reads the list from S3 and marks a set it cannot read as
 ``ERROR`` long after the upload, so labkit checks the very text it uploads
@@ -22,17 +14,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from labkit.errors import ThreatListError
+from labkit.list_format import TxtLineError, read_txt_list
 
 logger = logging.getLogger(__name__)
-
-# Dotted quad with an optional prefix length: ipaddress alone would also take
-# "1.2.3.4/255.0.0.0" and "1.2.3.4/0.255.255.255", which are not CIDR.
-_ENTRY = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?")
 
 _ALLOWED = (
     "GuardDuty's TXT format allows one IPv4 address or CIDR range per line, "
@@ -47,10 +35,11 @@ _FIX_ADDRESS = (
 
 
 def parse_threat_list(text: str) -> list[ipaddress.IPv4Network]:
-    """Parse a threat list in GuardDuty's TXT format (see the module's rule).
+    """Parse a threat list in GuardDuty's TXT format (see ``labkit.list_format``).
 
-    Blank lines and comment lines (``#`` first) are skipped; spaces and tabs
-    around an entry are ignored. A single address becomes a /32 network.
+    Blank lines and comment lines (``#`` first) are skipped; spaces, tabs and
+    a carriage return around an entry are ignored. A single address becomes
+    a /32 network.
 
     Args:
         text: The whole list.
@@ -60,30 +49,35 @@ def parse_threat_list(text: str) -> list[ipaddress.IPv4Network]:
 
     Raises:
         ThreatListError: A line is neither an IPv4 address, a CIDR range,
-            a comment nor blank; the message names the line.
+            a comment line nor blank; the message names the line.
     """
-    return _check_lines(
-        text, "the threat list", "Fix or remove that line and try again"
-    )
+    return _check_text(text, "the threat list", "Fix or remove that line and try again")
 
 
-def format_threat_list(addresses: Iterable[str]) -> str:
+def format_threat_list(addresses: Iterable[str], *, name: str | None = None) -> str:
     """Write addresses as a GuardDuty TXT threat list, one entry per line.
 
-    Only entries are written, no comment lines.
+    Only entries are written: an address that is empty, spans lines or
+    starts with ``#`` (which would make a comment line) is refused, so every
+    line of the text is one address or range.
 
     Args:
         addresses: IPv4 addresses or CIDR ranges.
+        name: The list's name, for the messages (``"the threat list"``
+            without it).
 
     Returns:
-        The list's text, ending in a newline, checked line by line.
+        The list's text, each line ending in a newline, checked line by line
+        (empty when ``addresses`` is).
 
     Raises:
-        ThreatListError: An address is empty, spans lines, or is not an IPv4
-            address or CIDR range; the message names its line.
+        ThreatListError: An address is empty, spans lines, starts with
+            ``#``, or is not an IPv4 address or CIDR range; the message
+            names its line.
     """
-    text = _write_lines(addresses, "the threat list")
-    _check_lines(text, "the threat list", _FIX_ADDRESS)
+    where = "the threat list" if name is None else f"threat list {name!r}"
+    text = _write_lines(addresses, where)
+    _check_text(text, where, _FIX_ADDRESS)
     return text
 
 
@@ -91,31 +85,31 @@ def _write_lines(addresses: Iterable[str], where: str) -> str:
     lines = []
     for position, address in enumerate(addresses, start=1):
         entry = str(address).strip()
-        if not entry or len(entry.splitlines()) != 1:
-            problem = "it is empty" if not entry else "it spans several lines"
+        problem = None
+        if not entry:
+            problem = "it is empty"
+        elif len(entry.splitlines()) != 1:
+            problem = "it spans several lines"
+        elif entry.startswith("#"):
+            problem = "it starts with '#', so it would be a comment line"
+        if problem is not None:
             raise ThreatListError(
                 f"address {position} for {where} is {address!r}: {problem}; "
                 f"{_ALLOWED}. Pass one address or range per item and try again"
             )
-        lines.append(entry)
-    return "\n".join(lines) + "\n"
+        lines.append(f"{entry}\n")
+    return "".join(lines)
 
 
-def _check_lines(text: str, where: str, fix: str) -> list[ipaddress.IPv4Network]:
-    """Check every line of ``text``; ``fix`` is the next step, {number} the line."""
-    networks = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        entry = line.strip(" \t\r")
-        if not entry or entry.startswith("#"):
-            continue
-        try:
-            networks.append(_parse_entry(entry))
-        except ValueError as exc:
-            raise ThreatListError(
-                f"line {number} of {where} is {line!r}: {exc}; {_ALLOWED}. "
-                + fix.format(number=number)
-            ) from None
-    return networks
+def _check_text(text: str, where: str, fix: str) -> list[ipaddress.IPv4Network]:
+    """Check ``text`` by the TXT rule; ``fix`` is the next step, {number} the line."""
+    try:
+        return read_txt_list(text)
+    except TxtLineError as bad:
+        raise ThreatListError(
+            f"line {bad.number} of {where} is {bad.line!r}: {bad.reason}; "
+            f"{_ALLOWED}. " + fix.format(number=bad.number)
+        ) from None
 
 
 def upload_threat_list(
@@ -130,9 +124,9 @@ def upload_threat_list(
 ) -> str:
     """Upload a threat list to S3 and make GuardDuty use it.
 
-    The text to upload is checked line by line, by the rule of this module,
-    before anything is uploaded. A new ThreatIntelSet is
-    created and activated; if the detector already has a set with this name,
+    The text to upload is written by :func:`format_threat_list`, and so
+    checked line by line by the TXT rule, before anything is uploaded. A new
+    ThreatIntelSet is created and activated; if the detector already has a set with this name,
     that set is pointed at the new object and activated again, which also
     makes GuardDuty read the list afresh.
 
@@ -149,19 +143,19 @@ def upload_threat_list(
         The ThreatIntelSet's id.
 
     Raises:
-        ThreatListError: A line of the text to upload is malformed (the
-            message names it), the list is empty, or the existing set with
+        ThreatListError: An address is malformed or would not be one entry
+            (the message names it), there are none, or the existing set with
             this name is not in the TXT format.
     """
-    if not addresses:
+    # The check runs on the very text that is uploaded.
+    body = format_threat_list(addresses, name=name)
+    entries = len(body.splitlines())
+    if not entries:
         raise ThreatListError(
             f"threat list {name!r} has no addresses; GuardDuty would match "
             "nothing. Pass at least one address, such as the attacker's Elastic IP"
         )
-    # The check runs on the very text that is uploaded.
-    body = _write_lines(addresses, f"threat list {name!r}")
-    _check_lines(body, f"threat list {name!r}", _FIX_ADDRESS)
-    existing = _find_set(guardduty, detector_id, name)
+    existing = find_threat_intel_set(guardduty, detector_id, name)
     if existing is not None and existing[1].get("Format") != "TXT":
         raise ThreatListError(
             f"ThreatIntelSet {name!r} ({existing[0]}) has format "
@@ -170,9 +164,7 @@ def upload_threat_list(
         )
 
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="text/plain")
-    logger.info(
-        "uploaded threat list s3://%s/%s (%d entries)", bucket, key, len(addresses)
-    )
+    logger.info("uploaded threat list s3://%s/%s (%d entries)", bucket, key, entries)
 
     location = f"https://s3.amazonaws.com/{bucket}/{key}"
     if existing is None:
@@ -205,15 +197,30 @@ def _create_set(guardduty: Any, detector_id: str, name: str, location: str) -> s
     return set_id
 
 
-def _find_set(
+def find_threat_intel_set(
     guardduty: Any, detector_id: str, name: str
 ) -> tuple[str, dict[str, Any]] | None:
+    """Find the detector's threat intel set with this name.
+
+    Every page of ListThreatIntelSets is read (by its NextToken), and each
+    set is described with GetThreatIntelSet until one has the name.
+
+    Args:
+        guardduty: A boto3 GuardDuty client.
+        detector_id: The detector whose sets are searched.
+        name: The set's name.
+
+    Returns:
+        ``(set_id, description)``, the description as GetThreatIntelSet
+        returns it (``Name``, ``Format``, ``Location``, ``Status``...), or
+        None when no set has the name.
+    """
     for set_id in _list_set_ids(guardduty, detector_id):
         found = guardduty.get_threat_intel_set(
             DetectorId=detector_id, ThreatIntelSetId=set_id
         )
         if found.get("Name") == name:
-            return set_id, found
+            return str(set_id), dict(found)
     return None
 
 
@@ -226,18 +233,3 @@ def _list_set_ids(guardduty: Any, detector_id: str) -> Iterator[str]:
         if not token:
             return
         request["NextToken"] = token
-
-
-def _parse_entry(entry: str) -> ipaddress.IPv4Network:
-    """Parse one address or range, raising ValueError that says what is wrong."""
-    if not _ENTRY.fullmatch(entry):
-        raise ValueError("it is not a dotted IPv4 address or address/prefix")
-    try:
-        return ipaddress.IPv4Network(entry)
-    except ValueError as exc:
-        if "has host bits set" not in str(exc):
-            raise ValueError(str(exc)) from None
-        network = ipaddress.IPv4Network(entry, strict=False)
-        raise ValueError(
-            f"it has host bits set past its prefix (the range is {network})"
-        ) from None

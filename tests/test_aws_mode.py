@@ -7,6 +7,7 @@ stubbed: Stubber rejects parameters and responses that do not fit the model.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,12 +15,15 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from labkit import remediation, stack, stack_progress, threatlist
-from labkit.errors import NotDeployedError, StackError, WaitTimeoutError
+from labkit.errors import LabError, NotDeployedError, StackError, WaitTimeoutError
 from labkit.guardduty import activate_threat_list, enable_guardduty
 from labkit.lab import Lab
+from labkit.preparation import prepare_lab
 
 ACCOUNT = "111122223333"
 REGION = "eu-west-2"
@@ -214,8 +218,8 @@ def test_enable_guardduty_reuses_existing_detector(lab: Lab) -> None:
 def test_enable_guardduty_turns_on_a_disabled_detector(
     lab: Lab, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A reused DISABLED detector is enabled with Enable=True alone, and logged."""
-    stubs = _stubbers(lab, "guardduty")
+    """A reused DISABLED detector is tagged labkit=enabled, then Enable=True alone."""
+    stubs = _stubbers(lab, "guardduty", "sts")
     stubs["guardduty"].add_response("list_detectors", {"DetectorIds": ["det1"]})
     stubs["guardduty"].add_response(
         "get_detector",
@@ -227,17 +231,79 @@ def test_enable_guardduty_turns_on_a_disabled_detector(
         },
         {"DetectorId": "det1"},
     )
+    stubs["sts"].add_response(
+        "get_caller_identity", {"Account": ACCOUNT, "Arn": "arn:aws:iam::x:user/a"}
+    )
+    # The record comes first: a detector left on untagged would never be
+    # turned off by cleanup.
+    stubs["guardduty"].add_response(
+        "tag_resource",
+        {},
+        {
+            "ResourceArn": f"arn:aws:guardduty:{REGION}:{ACCOUNT}:detector/det1",
+            "Tags": {"labkit": "enabled"},
+        },
+    )
     # Only Enable: the account's frequency, data sources and tags are kept.
     stubs["guardduty"].add_response(
         "update_detector", {}, {"DetectorId": "det1", "Enable": True}
     )
-    with stubs["guardduty"], caplog.at_level(logging.INFO, "labkit.guardduty"):
+    with (
+        stubs["guardduty"],
+        stubs["sts"],
+        caplog.at_level(logging.INFO, "labkit.guardduty"),
+    ):
         assert enable_guardduty(lab) == ("det1", False)
     stubs["guardduty"].assert_no_pending_responses()
-    [change] = [r for r in caplog.records if r.name == "labkit.guardduty"]
-    assert change.levelno == logging.INFO
-    assert "Enabled GuardDuty detector det1" in change.getMessage()
-    assert "DISABLED" in change.getMessage()
+    stubs["sts"].assert_no_pending_responses()
+    changes = [r for r in caplog.records if r.name == "labkit.guardduty"]
+    assert [r.levelno for r in changes] == [logging.INFO, logging.INFO]
+    assert "det1 labkit=enabled" in changes[0].getMessage()
+    assert "Enabled GuardDuty detector det1" in changes[1].getMessage()
+    assert "DISABLED" in changes[1].getMessage()
+
+
+def test_enable_guardduty_keeps_the_created_tag_of_a_lab_detector(lab: Lab) -> None:
+    """A DISABLED detector tagged labkit=created is turned on and not tagged again."""
+    stubs = _stubbers(lab, "guardduty")
+    stubs["guardduty"].add_response("list_detectors", {"DetectorIds": ["det1"]})
+    stubs["guardduty"].add_response(
+        "get_detector",
+        {"ServiceRole": "r", "Status": "DISABLED", "Tags": {"labkit": "created"}},
+        {"DetectorId": "det1"},
+    )
+    stubs["guardduty"].add_response(
+        "update_detector", {}, {"DetectorId": "det1", "Enable": True}
+    )
+    with stubs["guardduty"]:
+        assert enable_guardduty(lab) == ("det1", False)
+    stubs["guardduty"].assert_no_pending_responses()
+
+
+def test_enable_guardduty_tags_in_the_regions_partition() -> None:
+    """The detector's ARN names its region's partition, as TagResource needs."""
+    session = boto3.Session(
+        aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
+        aws_secret_access_key="example",
+        region_name="cn-north-1",
+    )
+    china = Lab("aws", region="cn-north-1", session=session)
+    stubs = _stubbers(china, "guardduty", "sts")
+    stubs["guardduty"].add_response("list_detectors", {"DetectorIds": ["det1"]})
+    stubs["guardduty"].add_response(
+        "get_detector", {"ServiceRole": "r", "Status": "DISABLED"}
+    )
+    stubs["sts"].add_response(
+        "get_caller_identity", {"Account": ACCOUNT, "Arn": "arn:aws-cn:iam::x:user/a"}
+    )
+    arn = f"arn:aws-cn:guardduty:cn-north-1:{ACCOUNT}:detector/det1"
+    stubs["guardduty"].add_response(
+        "tag_resource", {}, {"ResourceArn": arn, "Tags": {"labkit": "enabled"}}
+    )
+    stubs["guardduty"].add_response("update_detector", {})
+    with stubs["guardduty"], stubs["sts"]:
+        assert enable_guardduty(china) == ("det1", False)
+    stubs["guardduty"].assert_no_pending_responses()
 
 
 def test_enable_guardduty_creates_tagged_detector(lab: Lab) -> None:
@@ -565,3 +631,209 @@ def test_stack_resources_frame_has_named_columns(lab: Lab) -> None:
     assert frame["logical_id"].tolist() == ["Queue", "Topic"]
     assert frame.loc[0, "physical_id"] == "https://sqs/inbox"
     assert frame.loc[1, "status"] == "CREATE_IN_PROGRESS"
+
+
+# prepare_lab ------------------------------------------------------------------
+
+MALICIOUS_IP = "198.51.100.7"
+LIST_BUCKET = "guardduty-example-tl"
+LAB_OUTPUTS = {
+    "InboxQueueUrl": "https://sqs/inbox",
+    "MaliciousIp": MALICIOUS_IP,
+    "ThreatListBucket": LIST_BUCKET,
+}
+LIST_NAME = "Example-Threat-List"
+LIST_KEY = "threatlist/example-threat-list.txt"
+READS = ("List", "Get", "Describe", "Head")
+
+
+def _record_operations(lab: Lab, services: list[str]) -> list[str]:
+    """Record the name of every operation the lab's clients call."""
+    called: list[str] = []
+    for service in services:
+        lab.client(service).meta.events.register(
+            "before-parameter-build",
+            lambda model, **_: called.append(model.name),
+        )
+    return called
+
+
+def _stub_ready_stack(stubs: dict[str, Stubber], lab: Lab) -> None:
+    """An enabled detector and a complete stack deployed with these parameters."""
+    guardduty = stubs["guardduty"]
+    guardduty.add_response("list_detectors", {"DetectorIds": ["det1"]})
+    guardduty.add_response(
+        "get_detector", {"ServiceRole": "r", "Status": "ENABLED", "Tags": {}}
+    )
+    _stub_packaging(stubs, lab, exists=True)
+    params = {"DetectorId": "det1", "ArtifactBucket": BUCKET, **_code_keys(lab)}
+    deployed = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+    outputs = [{"OutputKey": k, "OutputValue": v} for k, v in LAB_OUTPUTS.items()]
+    cfn = stubs["cloudformation"]
+    cfn.add_response(
+        "describe_stacks",
+        _stack("CREATE_COMPLETE", Parameters=deployed, Outputs=outputs),
+    )
+    cfn.add_response("get_template", {"TemplateBody": TEMPLATE})
+
+
+def _stub_list_file(
+    stubs: dict[str, Stubber], bucket: str, key: str, text: str
+) -> None:
+    data = text.encode()
+    stubs["s3"].add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(data), len(data))},
+        {"Bucket": bucket, "Key": key},
+    )
+
+
+def _stub_set(stubs: dict[str, Stubber], status: str, location: str) -> None:
+    stubs["guardduty"].add_response(
+        "get_threat_intel_set",
+        {"Name": LIST_NAME, "Format": "TXT", "Location": location, "Status": status},
+        {"DetectorId": "det1", "ThreatIntelSetId": "tl1"},
+    )
+
+
+def _prepare(lab: Lab, stubs: dict[str, Stubber]) -> dict[str, str]:
+    with (
+        stubs["guardduty"],
+        stubs["sts"],
+        stubs["s3"],
+        stubs["cloudformation"],
+    ):
+        outputs = prepare_lab(lab)
+    for stubber in stubs.values():
+        stubber.assert_no_pending_responses()
+    return outputs
+
+
+def test_prepare_lab_on_a_ready_lab_only_reads(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ready lab is read, never written: the set found on page 2, its own file."""
+    slept: list[float] = []
+    monkeypatch.setattr("labkit.lab.time.sleep", slept.append)
+    services = ["guardduty", "sts", "s3", "cloudformation"]
+    stubs = _stubbers(lab, *services)
+    called = _record_operations(lab, services)
+    _stub_ready_stack(stubs, lab)
+    guardduty = stubs["guardduty"]
+    guardduty.add_response(
+        "list_threat_intel_sets",
+        {"ThreatIntelSetIds": ["other1"], "NextToken": "page2"},
+        {"DetectorId": "det1"},
+    )
+    guardduty.add_response(
+        "get_threat_intel_set",
+        {"Name": "someone-else", "Format": "TXT", "Location": "x", "Status": "ACTIVE"},
+        {"DetectorId": "det1", "ThreatIntelSetId": "other1"},
+    )
+    guardduty.add_response(
+        "list_threat_intel_sets",
+        {"ThreatIntelSetIds": ["tl1"]},
+        {"DetectorId": "det1", "NextToken": "page2"},
+    )
+    # The set points at a file of its own (virtual-hosted, regional URL):
+    # that file is what GuardDuty reads, so that is the one checked.
+    location = f"https://{LIST_BUCKET}.s3.{REGION}.amazonaws.com/lists/moved.txt"
+    _stub_set(stubs, "ACTIVE", location)
+    _stub_list_file(stubs, LIST_BUCKET, "lists/moved.txt", f"# lab\n{MALICIOUS_IP}\n")
+
+    outputs = _prepare(lab, stubs)
+
+    assert outputs == {**LAB_OUTPUTS, "DetectorId": "det1"}
+    assert [op for op in called if not op.startswith(READS)] == []
+    assert called[-2:] == ["GetThreatIntelSet", "GetObject"]
+    assert slept == []
+    assert "waiting" not in capsys.readouterr().out
+
+
+def test_prepare_lab_uploads_a_missing_list_then_waits_for_it(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing list is uploaded and activated, then waited for a minute at a time."""
+    slept: list[float] = []
+    monkeypatch.setattr("labkit.lab.time.sleep", slept.append)
+    stubs = _stubbers(lab, "guardduty", "sts", "s3", "cloudformation")
+    _stub_ready_stack(stubs, lab)
+    guardduty = stubs["guardduty"]
+    for _ in range(2):  # prepare_lab's look, then upload_threat_list's
+        guardduty.add_response(
+            "list_threat_intel_sets", {"ThreatIntelSetIds": []}, {"DetectorId": "det1"}
+        )
+    stubs["s3"].add_response(
+        "put_object",
+        {"ETag": '"x"'},
+        {
+            "Bucket": LIST_BUCKET,
+            "Key": LIST_KEY,
+            "Body": f"{MALICIOUS_IP}\n".encode(),
+            "ContentType": "text/plain",
+        },
+    )
+    location = f"https://s3.amazonaws.com/{LIST_BUCKET}/{LIST_KEY}"
+    guardduty.add_response(
+        "create_threat_intel_set",
+        {"ThreatIntelSetId": "tl1"},
+        {
+            "DetectorId": "det1",
+            "Name": LIST_NAME,
+            "Format": "TXT",
+            "Location": location,
+            "Activate": True,
+        },
+    )
+    for status in ("ACTIVATING", "ACTIVE"):
+        guardduty.add_response(
+            "list_threat_intel_sets",
+            {"ThreatIntelSetIds": ["tl1"]},
+            {"DetectorId": "det1"},
+        )
+        _stub_set(stubs, status, location)
+        _stub_list_file(stubs, LIST_BUCKET, LIST_KEY, f"{MALICIOUS_IP}\n")
+
+    outputs = _prepare(lab, stubs)
+
+    assert outputs["DetectorId"] == "det1"
+    assert slept == [60, 60]
+    lines = capsys.readouterr().out.splitlines()
+    waits = [line for line in lines if "waiting a minute" in line]
+    assert waits == [
+        f"Threat list {LIST_NAME!r} is ACTIVATING: waiting a minute for "
+        f"GuardDuty to read it ({minute} of at most 15)"
+        for minute in (1, 2)
+    ]
+
+
+def test_prepare_lab_names_a_list_file_it_may_not_read(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AccessDenied on the set's file is a LabError naming it and the next step."""
+    monkeypatch.setattr("labkit.lab.time.sleep", lambda seconds: None)
+    services = ["guardduty", "sts", "s3", "cloudformation"]
+    stubs = _stubbers(lab, *services)
+    called = _record_operations(lab, services)
+    _stub_ready_stack(stubs, lab)
+    stubs["guardduty"].add_response(
+        "list_threat_intel_sets", {"ThreatIntelSetIds": ["tl1"]}
+    )
+    _stub_set(stubs, "ACTIVE", f"https://s3.{REGION}.amazonaws.com/other/list.txt")
+    stubs["s3"].add_client_error(
+        "get_object",
+        service_error_code="AccessDenied",
+        service_message="Access Denied",
+        http_status_code=403,
+        expected_params={"Bucket": "other", "Key": "list.txt"},
+    )
+
+    with pytest.raises(LabError) as caught:
+        _prepare(lab, stubs)
+
+    message = str(caught.value)
+    assert not isinstance(caught.value, ClientError)
+    assert "s3://other/list.txt" in message
+    assert "AccessDenied (Access Denied)" in message
+    assert message.endswith("then run prepare_lab(lab) again")
+    assert [op for op in called if not op.startswith(READS)] == []

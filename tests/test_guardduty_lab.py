@@ -13,7 +13,7 @@ from labkit.errors import ConfigError, NotDeployedError, ThreatListError
 def test_enable_guardduty_turns_on_a_disabled_detector(
     fresh_cloud: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A suspended detector is reused and ENABLED; its frequency and tags stay."""
+    """A suspended detector is ENABLED and tagged labkit=enabled; the rest stays."""
     lab = labkit.connect()
     guardduty = lab.client("guardduty")
     detector_id = guardduty.create_detector(
@@ -26,13 +26,33 @@ def test_enable_guardduty_turns_on_a_disabled_detector(
     detector = guardduty.get_detector(DetectorId=detector_id)
     assert detector["Status"] == "ENABLED"
     assert detector["FindingPublishingFrequency"] == "SIX_HOURS"
-    assert detector["Tags"] == {"team": "sec"}
+    assert detector["Tags"] == {"team": "sec", "labkit": "enabled"}
+    arn = f"arn:aws:guardduty:{lab.region}:{lab.account_id}:detector/{detector_id}"
+    listed = guardduty.list_tags_for_resource(ResourceArn=arn)["Tags"]
+    assert listed == {"team": "sec", "labkit": "enabled"}
     assert guardduty.list_detectors()["DetectorIds"] == [detector_id]
     assert f"Enabled GuardDuty detector {detector_id}" in caplog.text
 
 
+def test_enable_guardduty_keeps_created_on_a_suspended_lab_detector(
+    fresh_cloud: str,
+) -> None:
+    """A detector an earlier run made, then suspended, is turned on and stays created."""
+    lab = labkit.connect()
+    guardduty = lab.client("guardduty")
+    detector_id, created = labkit.enable_guardduty(lab)
+    assert created
+    guardduty.update_detector(DetectorId=detector_id, Enable=False)
+
+    assert labkit.enable_guardduty(lab) == (detector_id, False)
+
+    detector = guardduty.get_detector(DetectorId=detector_id)
+    assert detector["Status"] == "ENABLED"
+    assert detector["Tags"] == {"labkit": "created"}
+
+
 def test_enable_guardduty_leaves_an_enabled_detector_alone(fresh_cloud: str) -> None:
-    """An enabled detector is reused as it is, without an UpdateDetector call."""
+    """An enabled detector is reused as it is: no UpdateDetector call, no tag."""
     lab = labkit.connect()
     guardduty = lab.client("guardduty")
     detector_id = guardduty.create_detector(Enable=True)["DetectorId"]
@@ -43,6 +63,7 @@ def test_enable_guardduty_leaves_an_enabled_detector_alone(fresh_cloud: str) -> 
 
     after = guardduty.get_detector(DetectorId=detector_id)
     assert (after["Status"], after["UpdatedAt"]) == ("ENABLED", before)
+    assert after["Tags"] == {}
 
 
 def test_activate_threat_list_refuses_a_bad_line_before_upload(

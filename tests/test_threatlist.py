@@ -10,8 +10,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from labkit import threatlist
 from labkit.errors import ThreatListError
-from labkit.threatlist import format_threat_list, parse_threat_list, upload_threat_list
+from labkit.threatlist import (
+    find_threat_intel_set,
+    format_threat_list,
+    parse_threat_list,
+    upload_threat_list,
+)
 
 DATA = Path(__file__).parent / "data" / "threat_lists" / "txt"
 DETECTOR = "12abc34d567e8fa901bc2d34e56789f0"
@@ -303,4 +309,145 @@ def test_upload_threat_list_existing_set_wrong_format_refused() -> None:
                 addresses=["198.51.100.7"],
                 name="lab-threats",
             )
+        gd_stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("address", ["#198.51.100.7", "  # lab threats", "#"])
+def test_format_threat_list_refuses_an_address_that_would_be_a_comment(
+    address: str,
+) -> None:
+    """An address starting with '#' would be a comment line: refused, by position."""
+    with pytest.raises(ThreatListError) as caught:
+        format_threat_list(["198.51.100.7", address])
+
+    assert str(caught.value).startswith(
+        f"address 2 for the threat list is {address!r}: it starts with '#'"
+    )
+
+
+def test_format_threat_list_writes_one_line_per_entry() -> None:
+    """Every line written is an entry; no addresses give no line at all."""
+    addresses = ["198.51.100.7", "203.0.113.0/24"]
+    text = format_threat_list(addresses, name="lab-threats")
+
+    assert len(text.splitlines()) == len(parse_threat_list(text)) == 2
+    assert format_threat_list([]) == ""
+
+
+def test_format_threat_list_names_the_list() -> None:
+    """With a name, the message names the list instead of 'the threat list'."""
+    with pytest.raises(ThreatListError, match="^line 1 of threat list 'lab' is 'x'"):
+        format_threat_list(["x"], name="lab")
+
+
+def test_upload_threat_list_of_a_comment_uploads_nothing() -> None:
+    """An address '# x' is refused before any call, not uploaded as an empty list."""
+    s3, guardduty = _clients()
+    with Stubber(s3) as s3_stub, Stubber(guardduty) as gd_stub:
+        with pytest.raises(ThreatListError, match="address 1 for threat list 'lab'"):
+            upload_threat_list(
+                s3,
+                guardduty,
+                detector_id=DETECTOR,
+                bucket=BUCKET,
+                key=KEY,
+                addresses=["# x"],
+                name="lab",
+            )
+        s3_stub.assert_no_pending_responses()
+        gd_stub.assert_no_pending_responses()
+
+
+def test_upload_threat_list_writes_with_format_threat_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upload's body is format_threat_list's text, written under the list's name."""
+    written: list[tuple[list[str], str | None]] = []
+
+    def spy(addresses: list[str], *, name: str | None = None) -> str:
+        written.append((list(addresses), name))
+        return "192.0.2.1\n"
+
+    monkeypatch.setattr(threatlist, "format_threat_list", spy)
+    s3, guardduty = _clients()
+    with Stubber(s3) as s3_stub, Stubber(guardduty) as gd_stub:
+        _expect_put(s3_stub, b"192.0.2.1\n")
+        gd_stub.add_response("list_threat_intel_sets", {"ThreatIntelSetIds": []})
+        gd_stub.add_response("create_threat_intel_set", {"ThreatIntelSetId": "n1"})
+        upload_threat_list(
+            s3,
+            guardduty,
+            detector_id=DETECTOR,
+            bucket=BUCKET,
+            key=KEY,
+            addresses=["198.51.100.7"],
+            name="lab",
+        )
+        s3_stub.assert_no_pending_responses()
+
+    assert written == [(["198.51.100.7"], "lab")]
+
+
+def test_upload_threat_list_logs_the_entries_it_uploads(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The upload's log line counts the entries of the text uploaded."""
+    s3, guardduty = _clients()
+    with Stubber(s3) as s3_stub, Stubber(guardduty) as gd_stub:
+        _expect_put(s3_stub, b"198.51.100.7\n203.0.113.0/24\n192.0.2.1\n")
+        gd_stub.add_response("list_threat_intel_sets", {"ThreatIntelSetIds": []})
+        gd_stub.add_response("create_threat_intel_set", {"ThreatIntelSetId": "n1"})
+        with caplog.at_level(logging.INFO, logger="labkit.threatlist"):
+            upload_threat_list(
+                s3,
+                guardduty,
+                detector_id=DETECTOR,
+                bucket=BUCKET,
+                key=KEY,
+                addresses=["198.51.100.7", "203.0.113.0/24", "192.0.2.1"],
+                name="lab",
+            )
+
+    assert f"uploaded threat list s3://{BUCKET}/{KEY} (3 entries)" in caplog.text
+
+
+def _stub_pages(gd_stub: Stubber, names: list[list[str]]) -> None:
+    """ListThreatIntelSets pages of sets with these names, each described."""
+    for number, page in enumerate(names):
+        request = {"DetectorId": DETECTOR}
+        if number:
+            request["NextToken"] = f"page{number}"
+        listed: dict[str, object] = {
+            "ThreatIntelSetIds": [f"s{number}{i}" for i in range(len(page))]
+        }
+        if number + 1 < len(names):
+            listed["NextToken"] = f"page{number + 1}"
+        gd_stub.add_response("list_threat_intel_sets", listed, request)
+        for i, name in enumerate(page):
+            gd_stub.add_response(
+                "get_threat_intel_set",
+                {"Name": name, "Format": "TXT", "Location": "x", "Status": "ACTIVE"},
+                {"DetectorId": DETECTOR, "ThreatIntelSetId": f"s{number}{i}"},
+            )
+
+
+def test_find_threat_intel_set_reads_every_page() -> None:
+    """The set is found on the third page of ListThreatIntelSets."""
+    _, guardduty = _clients()
+    with Stubber(guardduty) as gd_stub:
+        _stub_pages(gd_stub, [["a"], ["b", "c"], ["lab"]])
+        found = find_threat_intel_set(guardduty, DETECTOR, "lab")
+        gd_stub.assert_no_pending_responses()
+
+    assert found is not None
+    assert found[0] == "s20"
+    assert found[1]["Name"] == "lab"
+
+
+def test_find_threat_intel_set_without_the_name_is_none() -> None:
+    """No set of that name on any page gives None, after reading them all."""
+    _, guardduty = _clients()
+    with Stubber(guardduty) as gd_stub:
+        _stub_pages(gd_stub, [["a"], ["b"]])
+        assert find_threat_intel_set(guardduty, DETECTOR, "lab") is None
         gd_stub.assert_no_pending_responses()

@@ -1,9 +1,10 @@
 """One table of TXT threat-list lines, read by labkit and by the local cloud.
 
 The rule is GuardDuty's List formats (one IPv4 address or CIDR range per
-line), read strictly by both; see ``labkit.threatlist``. labkit refuses a bad
-line before upload, naming it; the local cloud marks a set holding it ERROR,
-as GuardDuty does with a list it cannot read.
+line), read strictly: one function, ``labkit.list_format.read_txt_list``,
+that both callers use. labkit refuses a bad line before upload, naming it;
+the local cloud marks a set holding it ERROR, as GuardDuty does with a list
+it cannot read. Each words its own message from the rule's one reason.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from moto.backends import get_backend
 
-from labkit import threatlist
+from labkit import list_format, threatlist
 from labkit.errors import ThreatListError
 from labkit.local import findings_store as store
 from labkit.local import guardduty  # noqa: F401  (registers the handlers)
@@ -69,6 +70,25 @@ def _text(line: str) -> str:
 def _expected(network: str | None) -> list[ipaddress.IPv4Network]:
     found = [ipaddress.IPv4Network(FIRST)]
     return found + ([ipaddress.IPv4Network(network)] if network else [])
+
+
+# The rule ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "network"), GOOD)
+def test_rule_reads_a_good_line(line: str, network: str | None) -> None:
+    """The shared rule keeps the entry a good line holds, and skips a blank one."""
+    assert list_format.read_txt_list(_text(line)) == _expected(network)
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD)
+def test_rule_refuses_a_bad_line_with_its_number(line: str, reason: str) -> None:
+    """The shared rule's refusal carries line 2, the line itself and the reason."""
+    with pytest.raises(list_format.TxtLineError) as caught:
+        list_format.read_txt_list(_text(line))
+
+    assert (caught.value.number, caught.value.line) == (2, line)
+    assert reason in caught.value.reason
 
 
 # labkit --------------------------------------------------------------------
@@ -165,6 +185,24 @@ def test_local_cloud_marks_a_bad_line_error(
     assert status == "ERROR"
     assert (error or "").startswith(f"line 2 {line!r} is not an IPv4 address")
     assert store.active_threat_networks(ACCOUNT, REGION) == []
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD)
+def test_both_callers_word_the_rules_one_reason(
+    detector_id: str, line: str, reason: str
+) -> None:
+    """labkit's message and the set's ERROR reason both give the rule's reason."""
+    with pytest.raises(list_format.TxtLineError) as rule:
+        list_format.read_txt_list(_text(line))
+    with pytest.raises(ThreatListError) as refused:
+        threatlist.parse_threat_list(_text(line))
+
+    said = rule.value.reason
+    assert f"line 2 of the threat list is {line!r}: {said}; " in str(refused.value)
+    status, error = _activate(detector_id, _text(line))
+    assert status == "ERROR"
+    entry = line.strip(" \t\r")
+    assert error == f"line 2 {entry!r} is not an IPv4 address or CIDR range: {said}"
 
 
 def test_local_cloud_reads_what_labkit_writes(detector_id: str) -> None:

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from labkit.list_format import parse_location
 from labkit.local import findings_store as store
-from labkit.local import guardduty_sets as sets
 from labkit.local.finding_criteria import bad_request, page
 from labkit.local.registry import Call, operation
 
@@ -29,7 +29,7 @@ _FORMATS = ("TXT", "STIX", "OTX_CSV", "ALIEN_VAULT", "PROOF_POINT", "FIRE_EYE")
 
 def _check_location(location: str) -> None:
     try:
-        sets.parse_location(location)
+        parse_location(location)
     except ValueError as error:
         raise bad_request(
             f"Location {location!r} is not an S3 object URL such as https://s3.amazonaws.com/bucket/key."

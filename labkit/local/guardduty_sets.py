@@ -4,17 +4,19 @@ A set names a file in S3 by URL. The file is read from the local cloud's own
 S3 (moto's backend, in-process) when the set is activated. Only the TXT format
 is understood, as GuardDuty's user guide defines it (see :func:`parse_txt`);
 a file that does not follow it makes the set ``ERROR``, as in GuardDuty.
+The rule and the reading of a set's URL are ``labkit.list_format``'s, shared
+with labkit's own check before upload.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlparse
 
 from moto.utilities.utils import get_partition
+
+from labkit.list_format import TxtLineError, parse_location, read_txt_list
 
 
 @dataclass
@@ -32,30 +34,6 @@ class ListSet:
     networks: list[ipaddress.IPv4Network] = field(default_factory=list)
     error: str | None = None
     sha256: str | None = None
-
-
-_S3_HOST = re.compile(r"^(?:(?P<bucket>.+)\.)?s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com$")
-
-
-def parse_location(location: str) -> tuple[str, str]:
-    """Split an S3 object URL (``https://`` or ``s3://`` form) into bucket, key.
-
-    Raises:
-        ValueError: the location is not an S3 object URL.
-    """
-    url = urlparse(location)
-    if url.scheme == "s3" and url.netloc and url.path.strip("/"):
-        return url.netloc, unquote(url.path.lstrip("/"))
-    host = _S3_HOST.match(url.hostname or "") if url.scheme == "https" else None
-    if host is None:
-        raise ValueError(f"not an S3 object URL: {location!r}")
-    path = unquote(url.path.lstrip("/"))
-    bucket = host.group("bucket")
-    if bucket is None:
-        bucket, _, path = path.partition("/")
-    if not bucket or not path:
-        raise ValueError(f"no bucket and key in {location!r}")
-    return bucket, path
 
 
 def _read_object(
@@ -80,40 +58,24 @@ def _read_object(
     return bytes(found.value)
 
 
-# A dotted quad, and a prefix length if a range: not the netmask forms
-# ("/255.0.0.0") that Python's ipaddress would also read.
-_TXT_ENTRY = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?")
-
-
 def parse_txt(text: str) -> list[ipaddress.IPv4Network]:
-    """Parse a TXT list: IPv4 addresses and CIDR ranges, one per line.
+    """Parse a TXT list by GuardDuty's List formats rule, read strictly.
 
-    This is the List formats rule of GuardDuty's user guide, read strictly
-    (the same rule as ``labkit.threatlist``, which checks lists before they
-    are uploaded): a range has a prefix length from 0 to 32 and no bits set
-    past it; blank lines and comment lines (``#`` first) are skipped and
-    spaces or tabs around an entry ignored. A comment after an entry, a
-    netmask, IPv6 or any other text is not part of the format.
+    The rule is :func:`labkit.list_format.read_txt_list`, the one labkit
+    also checks lists by before they are uploaded: one IPv4 address or CIDR
+    range per line, blank lines and comment lines (``#`` first) skipped.
 
     Raises:
-        ValueError: naming the first line that is none of these.
+        ValueError: naming the first line that is none of these, as the
+            set's ERROR reason.
     """
-    networks = []
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.strip(" \t\r")
-        if not line or line.startswith("#"):
-            continue
-        if _TXT_ENTRY.fullmatch(line) is None:
-            raise ValueError(
-                f"line {number} {line!r} is not an IPv4 address or CIDR range"
-            )
-        try:
-            networks.append(ipaddress.IPv4Network(line))
-        except ValueError as error:
-            raise ValueError(
-                f"line {number} {line!r} is not an IPv4 address or CIDR range: {error}"
-            ) from error
-    return networks
+    try:
+        return read_txt_list(text)
+    except TxtLineError as bad:
+        raise ValueError(
+            f"line {bad.number} {bad.entry!r} is not an IPv4 address or CIDR "
+            f"range: {bad.reason}"
+        ) from None
 
 
 def load(listed: ListSet, account_id: str, region: str) -> None:
