@@ -12,14 +12,16 @@ what the lab did to it, and cleanup undoes exactly that:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
+from botocore.exceptions import ClientError
 
 from labkit import findings
-from labkit.errors import NotDeployedError
+from labkit.errors import ConfigError, NotDeployedError
 from labkit.lab import Lab
 
 logger = logging.getLogger(__name__)
@@ -157,9 +159,32 @@ def _current_detector(lab: Lab) -> str:
     return str(detector_ids[0])
 
 
+@contextlib.contextmanager
+def _known_detector(lab: Lab, detector_id: str) -> Iterator[None]:
+    """Turn GuardDuty's refusal of a detector id into a ConfigError saying why."""
+    try:
+        yield
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        if details.get("Code") != "BadRequestException" or "detectorId" not in str(
+            details.get("Message", "")
+        ):
+            raise
+        raise ConfigError(
+            f"detector {detector_id!r} is not a GuardDuty detector of this account "
+            f"in {lab.region!r} ({details.get('Message')}); use the id that "
+            "labkit.enable_guardduty(lab) returns, or outputs['DetectorId']"
+        ) from error
+
+
 def lab_findings(lab: Lab, detector_id: str) -> pd.DataFrame:
-    """Return every finding of the detector as a DataFrame (see findings.COLUMNS)."""
-    return findings.fetch_findings(lab.client("guardduty"), detector_id)
+    """Return every finding of the detector as a DataFrame (see findings.COLUMNS).
+
+    Raises:
+        ConfigError: ``detector_id`` is not a detector of this account.
+    """
+    with _known_detector(lab, detector_id):
+        return findings.fetch_findings(lab.client("guardduty"), detector_id)
 
 
 def wait_for_findings(
@@ -179,23 +204,32 @@ def wait_for_findings(
         The findings of the awaited types (columns of findings.COLUMNS).
 
     Raises:
+        ConfigError: a type is not a finding type, or ``detector_id`` is not
+            a detector of this account.
         WaitTimeoutError: some type was still missing after ``timeout_minutes``.
     """
-    return findings.wait_for_findings(
-        lab.client("guardduty"),
-        detector_id,
-        finding_types,
-        timeout_minutes=timeout_minutes,
-        step_minutes=1.0,
-        advance=lab.advance,
-    )
+    with _known_detector(lab, detector_id):
+        return findings.wait_for_findings(
+            lab.client("guardduty"),
+            detector_id,
+            finding_types,
+            timeout_minutes=timeout_minutes,
+            step_minutes=1.0,
+            advance=lab.advance,
+        )
 
 
 def finding_json(lab: Lab, detector_id: str, finding_id: str) -> dict[str, Any]:
-    """Return one finding in full, as GetFindings returns it."""
-    answer = lab.client("guardduty").get_findings(
-        DetectorId=detector_id, FindingIds=[finding_id]
-    )
+    """Return one finding in full, as GetFindings returns it.
+
+    Raises:
+        ConfigError: ``detector_id`` is not a detector of this account.
+        NotDeployedError: the detector has no finding ``finding_id``.
+    """
+    with _known_detector(lab, detector_id):
+        answer = lab.client("guardduty").get_findings(
+            DetectorId=detector_id, FindingIds=[finding_id]
+        )
     if not answer["Findings"]:
         raise NotDeployedError(
             f"no finding {finding_id!r} in detector {detector_id!r}; pass an id "

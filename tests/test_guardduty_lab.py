@@ -117,3 +117,22 @@ def test_finding_json_of_an_unknown_id_says_where_ids_are(fresh_cloud: str) -> N
     detector_id, _ = labkit.enable_guardduty(lab)
     with pytest.raises(NotDeployedError, match=r"'f00'.*labkit\.lab_findings"):
         labkit.finding_json(lab, detector_id, "f00")
+
+
+@pytest.mark.parametrize("call", ["lab_findings", "wait_for_findings", "finding_json"])
+def test_a_wrong_detector_id_is_refused_with_the_right_one_to_use(
+    fresh_cloud: str, call: str
+) -> None:
+    """GuardDuty's refusal of an unknown detector id becomes a ConfigError with a way out."""
+    lab = labkit.connect()
+    labkit.enable_guardduty(lab)
+    arguments = {
+        "lab_findings": (),
+        "wait_for_findings": (["UnauthorizedAccess:EC2/MaliciousIPCaller.Custom"],),
+        "finding_json": ("f00",),
+    }[call]
+    with pytest.raises(ConfigError) as caught:
+        getattr(labkit, call)(lab, "abc", *arguments)
+    message = str(caught.value)
+    assert "'abc'" in message and "not owned by the current account" in message
+    assert "labkit.enable_guardduty(lab)" in message
