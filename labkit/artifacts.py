@@ -12,12 +12,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
 from botocore.exceptions import ClientError
 
 from labkit import remediation
 from labkit.errors import ConfigError, StackError
 from labkit.lab import Lab
+from labkit.template import (
+    Evaluator,
+    TemplateError,
+    load_template,
+    parameter_value,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,41 +89,18 @@ def _upload_once(s3: Any, bucket: str, key: str, body: bytes) -> None:
     logger.info("Uploaded s3://%s/%s", bucket, key)
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that reads CloudFormation's short tags (``!Ref`` ...)."""
-
-
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    """Read ``!Fn value`` as the long form ``{"Fn::Fn": value}``."""
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    if suffix in ("Ref", "Condition"):
-        return {suffix: value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _any_tag)
-
-
 def read_template(path: Path) -> tuple[str, int]:
     """Read a CloudFormation template and count the resources it declares.
 
     Args:
-        path: the template file, YAML with or without short tags.
+        path: the template file, JSON or YAML with or without short tags.
 
     Returns:
         The template's text and its number of resources.
 
     Raises:
-        ConfigError: the file is missing, or too large for ``TemplateBody``.
+        ConfigError: the file is missing, too large for ``TemplateBody``, or
+            not a template.
     """
     if not path.is_file():
         raise ConfigError(
@@ -132,59 +114,89 @@ def read_template(path: Path) -> tuple[str, int]:
             f"CloudFormation's {MAX_TEMPLATE_BODY}-byte TemplateBody limit; "
             "shorten the template"
         )
-    return body, len(parse_template(body).get("Resources", {}))
+    try:
+        parsed = load_template(body)
+    except TemplateError as error:
+        raise ConfigError(
+            f"{str(path)!r} is not a CloudFormation template ({error}); "
+            "restore it from the lab repository (git checkout cfn/)"
+        ) from None
+    return body, len(parsed["Resources"])
 
 
-def parse_template(body: str) -> dict[str, Any]:
-    """Parse a YAML or JSON template, short tags read as their long forms."""
-    return dict(yaml.load(body, Loader=_CfnLoader))  # noqa: S506 - safe subclass
-
-
-def planned_resources(body: str, parameters: dict[str, str]) -> int:
+def planned_resources(
+    body: str, parameters: dict[str, str], pseudo: dict[str, Any] | None = None
+) -> int:
     """Count the resources a stack will hold: those whose Condition is true.
 
-    Conditions are evaluated from ``parameters`` and the template's
-    defaults, with the functions conditions may use (``Fn::Equals``,
-    ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Condition`` and ``Ref``).
+    Conditions are evaluated as CloudFormation evaluates them, by
+    :mod:`labkit.template`, from ``parameters``, the template's defaults
+    and the pseudo parameters. What is only known once the stack exists
+    (``AWS::StackId``, the value behind an SSM parameter type, availability
+    zones) or a function the evaluator does not know leaves a condition
+    undecided: its resources are counted and the reason is logged at DEBUG.
+    The count only sizes the progress bar, which ends at what the stack
+    really holds, so it never stops a deploy.
+
+    Args:
+        body: the template's text.
+        parameters: the stack's parameter values, by name.
+        pseudo: the pseudo parameters, from :func:`labkit.template.pseudo_parameters`.
+
+    Returns:
+        How many resources the stack should hold.
 
     Raises:
-        ConfigError: a condition uses anything else.
+        TemplateError: ``body`` is not a template (:func:`read_template`
+            checks that first).
     """
-    template = parse_template(body)
-    values = {
-        name: str(parameters.get(name, spec.get("Default", "")))
-        for name, spec in (template.get("Parameters") or {}).items()
-    }
-    conditions = template.get("Conditions") or {}
-
-    def holds(name: str) -> bool:
-        return bool(evaluate(conditions[name]))
-
-    def evaluate(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        ((function, argument),) = node.items()
-        if function == "Ref":
-            return values.get(argument, argument)
-        if function == "Condition":
-            return holds(argument)
-        if function == "Fn::Equals":
-            left, right = (str(evaluate(item)) for item in argument)
-            return left == right
-        if function == "Fn::Not":
-            return not evaluate(argument[0])
-        if function == "Fn::And":
-            return all(evaluate(item) for item in argument)
-        if function == "Fn::Or":
-            return any(evaluate(item) for item in argument)
-        raise ConfigError(
-            f"cannot evaluate {function} in the template's Conditions: only "
-            "Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition and Ref are allowed there"
-        )
-
-    resources = template.get("Resources") or {}
+    template = load_template(body)
+    evaluator = Evaluator(
+        template=template,
+        parameters=_parameter_values(template, parameters),
+        pseudo=dict(pseudo or {}),
+        get_azs=_zones_unknown,
+    )
     return sum(
         1
-        for resource in resources.values()
-        if "Condition" not in resource or holds(resource["Condition"])
+        for logical_id, resource in template["Resources"].items()
+        if "Condition" not in resource
+        or _holds(evaluator, str(resource["Condition"]), logical_id)
     )
+
+
+def _parameter_values(
+    template: dict[str, Any], given: dict[str, str]
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in (template.get("Parameters") or {}).items():
+        text = given.get(name, spec.get("Default"))
+        kind = str(spec.get("Type", "String"))
+        # Without a value, or with one CloudFormation reads from Parameter
+        # Store, a Ref to the parameter cannot be resolved here.
+        if text is not None and not kind.startswith("AWS::SSM::Parameter::Value<"):
+            values[name] = parameter_value(kind, str(text))
+    return values
+
+
+def _zones_unknown(region: str) -> list[str]:
+    raise TemplateError(f"the availability zones of {region} are not known here")
+
+
+# TemplateError (a ValueError), or a malformed condition, which CloudFormation
+# refuses at CreateStack with its own message.
+_UNDECIDED = (ValueError, TypeError, LookupError)
+
+
+def _holds(evaluator: Evaluator, condition: str, logical_id: str) -> bool:
+    try:
+        return evaluator.condition(condition)
+    except _UNDECIDED as error:
+        logger.debug(
+            "condition %s of %s is not decided before the stack exists (%s): "
+            "counting the resource",
+            condition,
+            logical_id,
+            error,
+        )
+        return True

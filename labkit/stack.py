@@ -24,6 +24,7 @@ from labkit.stack_progress import (
     failure_reason,
     wait_for_stack,
 )
+from labkit.template import pseudo_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ def deploy_stack(
         params["EmailAddress"] = email
     if _uses_existing_recorder(lab, current):
         params["UseExistingConfigRecorder"] = "true"
-    wait["total"] = planned_resources(body, params)
+    pseudo = pseudo_parameters(lab.account_id, lab.region, lab.stack_name)
+    wait["total"] = planned_resources(body, params, pseudo)
 
     if current is None:
         stack_id, events, goal = _create(lab, body, params), StackEvents(), "CREATE"

@@ -157,6 +157,7 @@ def _stub_create(
     lab: Lab,
     *,
     recorders: list[dict[str, Any]] | None = None,
+    template: str = TEMPLATE,
 ) -> None:
     _stub_packaging(stubs, lab, exists=False)
     cfn = stubs["cloudformation"]
@@ -179,7 +180,7 @@ def _stub_create(
         {"StackId": STACK_ID},
         {
             "StackName": "Security-Workshop",
-            "TemplateBody": TEMPLATE,
+            "TemplateBody": template,
             "Parameters": parameters,
             "Capabilities": ["CAPABILITY_NAMED_IAM"],
             "Tags": [{"Key": "labkit", "Value": "security-workshop"}],
@@ -404,6 +405,37 @@ def test_deploy_stack_with_progress_shows_bar(
     err = capsys.readouterr().err
     assert "Security-Workshop" in err
     assert "3/3" in err
+
+
+def test_deploy_stack_with_a_condition_labkit_cannot_decide(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A condition labkit cannot evaluate sizes the bar, never stops the deploy."""
+    body = TEMPLATE.replace(
+        "Parameters:",
+        "Transform: AWS::LanguageExtensions\n"
+        "Conditions:\n"
+        "  Pair:\n"
+        "    Fn::Equals: [{'Fn::Length': [a, b]}, 3]\n"
+        "Parameters:",
+    ).replace(
+        "Outputs:",
+        "  Extra:\n    Type: AWS::SNS::Topic\n    Condition: Pair\nOutputs:",
+    )
+    assert stack.TEMPLATE_PATH.read_text() == TEMPLATE
+    stack.TEMPLATE_PATH.write_text(body)
+    stubs = _stubbers(lab, "sts", "s3", "cloudformation", "config")
+    _stub_create(stubs, lab, template=body)
+
+    with stubs["sts"], stubs["s3"], stubs["cloudformation"], stubs["config"]:
+        outputs = stack.deploy_stack(lab, detector_id="det1", email="a@b.test")
+
+    assert outputs == {"InboxQueueUrl": "https://sqs/inbox"}
+    err = capsys.readouterr().err
+    assert "0/4" in err
+    assert "3/3" in err
+    for stubber in stubs.values():
+        stubber.assert_no_pending_responses()
 
 
 def test_deploy_stack_reuses_identical_stack(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import urllib.request
 import zipfile
@@ -11,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from moto.server import ThreadedMotoServer
 
 from labkit import artifacts, remediation, stack
 from labkit.errors import ConfigError
 from labkit.lab import Lab
 from labkit.local import settings
+from labkit.template import load_template, pseudo_parameters
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +145,93 @@ def test_planned_resources_of_the_lab_template() -> None:
     assert artifacts.planned_resources(body, existing) == total - 4
 
 
-def test_planned_resources_refuses_other_functions() -> None:
-    """A condition using a function conditions cannot hold is named."""
+def test_planned_resources_resolves_pseudo_parameters() -> None:
+    """Ref of AWS::Region and AWS::Partition gives the stack's, not the name."""
     body = (
-        "Conditions:\n  X: !Equals [!Select [0, [a]], a]\n"
-        "Resources:\n  A: {Type: AWS::SNS::Topic, Condition: X}\n"
+        "Conditions:\n"
+        "  London: !Equals [!Ref AWS::Region, eu-west-2]\n"
+        "  China: !Equals [!Ref AWS::Partition, aws-cn]\n"
+        "  Named: !Equals [!Ref AWS::Region, AWS::Region]\n"
+        "Resources:\n"
+        "  A: {Type: AWS::SNS::Topic, Condition: London}\n"
+        "  B: {Type: AWS::SNS::Topic, Condition: China}\n"
+        "  C: {Type: AWS::SNS::Topic, Condition: Named}\n"
     )
-    with pytest.raises(ConfigError, match="Fn::Select"):
-        artifacts.planned_resources(body, {})
+    london = pseudo_parameters("111122223333", "eu-west-2", "lab")
+    beijing = pseudo_parameters("111122223333", "cn-north-1", "lab")
+
+    assert artifacts.planned_resources(body, {}, london) == 1
+    assert artifacts.planned_resources(body, {}, beijing) == 1
+
+
+def test_planned_resources_evaluates_find_in_map() -> None:
+    """Fn::FindInMap, allowed in conditions, decides them like CloudFormation."""
+    body = (
+        "Parameters:\n  Env: {Type: String, Default: dev}\n"
+        "Mappings:\n  Plans: {prod: {Alarms: 'true'}, dev: {Alarms: 'false'}}\n"
+        "Conditions:\n"
+        "  Alarms: !Equals [!FindInMap [Plans, !Ref Env, Alarms], 'true']\n"
+        "Resources:\n"
+        "  A: {Type: AWS::SNS::Topic}\n"
+        "  B: {Type: AWS::CloudWatch::Alarm, Condition: Alarms}\n"
+    )
+
+    assert artifacts.planned_resources(body, {}) == 1
+    assert artifacts.planned_resources(body, {"Env": "prod"}) == 2
+
+
+def test_planned_resources_counts_what_it_cannot_decide(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An undecidable condition counts its resource and is logged at DEBUG."""
+    body = (
+        "Transform: AWS::LanguageExtensions\n"
+        "Parameters:\n"
+        "  Ami: {Type: 'AWS::SSM::Parameter::Value<String>', Default: /a/b}\n"
+        "  Names: {Type: CommaDelimitedList, Default: 'a,b'}\n"
+        "Conditions:\n"
+        "  Pair:\n    Fn::Equals: [{'Fn::Length': {Ref: Names}}, 2]\n"
+        "  Stack: !Equals [!Ref AWS::StackId, '']\n"
+        "  Image: !Equals [!Ref Ami, ami-1]\n"
+        "  Zones: !Equals [!Select [0, !GetAZs ''], eu-west-2a]\n"
+        "  Never: !Equals [a, b]\n"
+        "Resources:\n"
+        "  A: {Type: AWS::SNS::Topic, Condition: Pair}\n"
+        "  B: {Type: AWS::SNS::Topic, Condition: Stack}\n"
+        "  C: {Type: AWS::SNS::Topic, Condition: Image}\n"
+        "  D: {Type: AWS::SNS::Topic, Condition: Zones}\n"
+        "  E: {Type: AWS::SNS::Topic, Condition: Never}\n"
+    )
+    pseudo = pseudo_parameters("111122223333", "eu-west-2", "lab")
+
+    with caplog.at_level(logging.DEBUG, logger="labkit.artifacts"):
+        assert artifacts.planned_resources(body, {}, pseudo) == 4
+
+    undecided = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.DEBUG and "counting the resource" in record.message
+    ]
+    assert [message.split()[1:4] for message in undecided] == [
+        ["Pair", "of", "A"],
+        ["Stack", "of", "B"],
+        ["Image", "of", "C"],
+        ["Zones", "of", "D"],
+    ]
+    assert "Fn::Length" in undecided[0]
+    assert "AWS::StackId" in undecided[1]
+
+
+def test_read_template_refuses_a_file_that_is_no_template(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A file without Resources is named, with how to get the template back."""
+    template = tmp_path / "t.yaml"
+    template.write_text("Parameters: {}\n")
+    monkeypatch.setattr(stack, "TEMPLATE_PATH", template)
+
+    with pytest.raises(ConfigError, match="t.yaml.*At least one Resources.*git"):
+        artifacts.read_template(stack.TEMPLATE_PATH)
 
 
 def test_read_template_missing_raises_config_error(
@@ -168,7 +248,7 @@ def test_repository_template_takes_the_parameters_deploy_passes() -> None:
     body, total = artifacts.read_template(stack.TEMPLATE_PATH)
     assert len(body.encode("utf-8")) <= artifacts.MAX_TEMPLATE_BODY
     assert total > 0
-    parsed = yaml.load(body, Loader=artifacts._CfnLoader)
+    parsed = load_template(body)
     expected = {
         "DetectorId",
         "ArtifactBucket",

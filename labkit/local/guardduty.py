@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from labkit.local import findings_store as store
+from labkit.local import guardduty_features as features
 from labkit.local import guardduty_finding_api, guardduty_set_api  # noqa: F401
 from labkit.local.finding_criteria import bad_request, page
 from labkit.local.registry import Call, ServiceError, operation
@@ -42,96 +43,66 @@ _SERVICE_ROLE = (
 @operation("guardduty", "CreateDetector")
 def create_detector(call: Call) -> dict[str, Any]:
     """Turn GuardDuty on in the caller's region (one detector per region)."""
-    frequency = call.params.get("FindingPublishingFrequency")
-    if frequency is not None and frequency not in store.PUBLISHING_FREQUENCIES:
-        raise bad_request(
-            f"FindingPublishingFrequency {frequency!r} is not one of {_FREQUENCIES}."
-        )
+    _check_frequency(call.params.get("FindingPublishingFrequency"))
+    changes = features.requested_changes(call.params)
+    now = store.read_lab_time()
+    state = features.initial_features(now)
+    features.apply_changes(state, changes, now)
     detector = store.create_detector(
         call.account_id,
         call.region,
         enable=bool(call.params.get("Enable", True)),
-        now=store.read_lab_time(),
-        frequency=frequency,
+        now=now,
+        frequency=call.params.get("FindingPublishingFrequency"),
         tags=call.params.get("Tags"),
-        data_sources=call.params.get("DataSources"),
-        features=call.params.get("Features"),
+        features=state,
     )
     return {"DetectorId": detector.detector_id}
 
 
-def _feature_status(detector: store.Detector, name: str, default: str) -> str:
-    for feature in detector.features:
-        if feature.get("Name") == name:
-            return str(feature.get("Status", default))
-    return default
+def _check_frequency(frequency: str | None) -> None:
+    if frequency is not None and frequency not in store.PUBLISHING_FREQUENCIES:
+        raise bad_request(
+            f"FindingPublishingFrequency {frequency!r} is not one of {_FREQUENCIES}."
+        )
 
 
 @operation("guardduty", "GetDetector")
 def get_detector(call: Call) -> dict[str, Any]:
-    """Describe the detector: status, publishing frequency, data sources, tags."""
+    """Describe the detector: status, publishing frequency, protection plans, tags."""
     detector = store.get_called_detector(call)
-    s3_default = (
-        "ENABLED"
-        if detector.data_sources.get("S3Logs", {}).get("Enable")
-        else "DISABLED"
-    )
-    s3 = _feature_status(detector, "S3_DATA_EVENTS", s3_default)
-    eks = _feature_status(detector, "EKS_AUDIT_LOGS", "DISABLED")
-    ebs = _feature_status(detector, "EBS_MALWARE_PROTECTION", "DISABLED")
     role = _SERVICE_ROLE.format(detector.account_id)
-    updated = detector.updated_at.replace(microsecond=0)
-    names = {"CLOUD_TRAIL": "ENABLED", "DNS_LOGS": "ENABLED", "FLOW_LOGS": "ENABLED"}
-    names |= {
-        "S3_DATA_EVENTS": s3,
-        "EKS_AUDIT_LOGS": eks,
-        "EBS_MALWARE_PROTECTION": ebs,
-    }
-    for other in ("RDS_LOGIN_EVENTS", "LAMBDA_NETWORK_LOGS", "RUNTIME_MONITORING"):
-        names[other] = _feature_status(detector, other, "DISABLED")
     return {
         "CreatedAt": store.iso(detector.created_at),
         "FindingPublishingFrequency": detector.frequency,
         "ServiceRole": role,
         "Status": "ENABLED" if detector.enabled else "DISABLED",
         "UpdatedAt": store.iso(detector.updated_at),
-        "DataSources": {
-            "CloudTrail": {"Status": "ENABLED"},
-            "DNSLogs": {"Status": "ENABLED"},
-            "FlowLogs": {"Status": "ENABLED"},
-            "S3Logs": {"Status": s3},
-            "Kubernetes": {"AuditLogs": {"Status": eks}},
-            "MalwareProtection": {
-                "ScanEc2InstanceWithFindings": {"EbsVolumes": {"Status": ebs}},
-                "ServiceRole": role,
-            },
-        },
+        "DataSources": features.data_source_results(detector.features, role),
         "Tags": dict(detector.tags),
-        "Features": [
-            {"Name": n, "Status": s, "UpdatedAt": updated} for n, s in names.items()
-        ],
+        "Features": features.feature_results(detector.features),
     }
 
 
 @operation("guardduty", "UpdateDetector")
 def update_detector(call: Call) -> dict[str, Any]:
-    """Enable or disable the detector, or change its publishing frequency."""
+    """Enable or disable the detector, change its frequency or protection plans.
+
+    Only the features (or data sources) named change; the others keep their
+    state, as in GuardDuty (see :mod:`labkit.local.guardduty_features`).
+    """
     with store.lock():
         detector = store.get_called_detector(call)
         frequency = call.params.get("FindingPublishingFrequency")
+        _check_frequency(frequency)
+        changes = features.requested_changes(call.params)
+        now = store.read_lab_time()
         if frequency is not None:
-            if frequency not in store.PUBLISHING_FREQUENCIES:
-                raise bad_request(
-                    f"FindingPublishingFrequency {frequency!r} is not one of {_FREQUENCIES}."
-                )
             detector.frequency = frequency
         if "Enable" in call.params:
             detector.enabled = bool(call.params["Enable"])
-        if "DataSources" in call.params:
-            detector.data_sources = dict(call.params["DataSources"])
-        if "Features" in call.params:
-            detector.features = list(call.params["Features"])
-        detector.updated_at = store.read_lab_time()
+        features.apply_changes(detector.features, changes, now)
+        detector.updated_at = now
         logger.info("updated GuardDuty detector %s", detector.detector_id)
         return {}
 

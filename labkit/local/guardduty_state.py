@@ -60,8 +60,7 @@ class Detector:
     enabled: bool
     frequency: str
     tags: dict[str, str] = field(default_factory=dict)
-    data_sources: dict[str, Any] = field(default_factory=dict)
-    features: list[dict[str, Any]] = field(default_factory=list)
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
     sets: dict[str, sets.ListSet] = field(default_factory=dict)
     records: dict[str, FindingRecord] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
@@ -132,10 +131,13 @@ def create_detector(
     now: datetime,
     frequency: str | None = None,
     tags: dict[str, str] | None = None,
-    data_sources: dict[str, Any] | None = None,
-    features: list[dict[str, Any]] | None = None,
+    features: dict[str, dict[str, Any]] | None = None,
 ) -> Detector:
-    """Create the region's detector; a second one is refused, as in GuardDuty."""
+    """Create the region's detector; a second one is refused, as in GuardDuty.
+
+    ``features`` is its protection plans' state, as
+    :mod:`labkit.local.guardduty_features` keeps it.
+    """
     with _lock:
         if find_detector(account_id, region) is not None:
             raise ServiceError(
@@ -152,8 +154,7 @@ def create_detector(
             enabled=enable,
             frequency=frequency or "SIX_HOURS",
             tags=dict(tags or {}),
-            data_sources=dict(data_sources or {}),
-            features=list(features or []),
+            features=dict(features or {}),
         )
         _DETECTORS[(account_id, region)] = detector
     logger.info("created GuardDuty detector %s in %s", detector.detector_id, region)

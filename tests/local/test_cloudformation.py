@@ -17,13 +17,8 @@ from moto.server import ThreadedMotoServer
 import labkit.local.cloudformation as cfn
 from labkit.local import internal
 from labkit.local.cloudformation.engine import plan
-from labkit.local.cloudformation.template import (
-    NO_VALUE,
-    Evaluator,
-    load_template,
-    references,
-)
 from labkit.local.registry import OPERATIONS, Call, ServiceError
+from labkit.template import Evaluator
 
 REGION = "eu-west-2"
 ACCOUNT = "123456789012"
@@ -150,84 +145,6 @@ NETWORK = {
         "Groups": {"Value": {"Fn::Join": [",", [{"Ref": "Closed"}, {"Ref": "Open"}]]}},
     },
 }
-
-
-def test_load_template_turns_short_tags_into_long_form() -> None:
-    """Short-form YAML tags become intrinsic dicts; the version date stays text."""
-    template = load_template(
-        "AWSTemplateFormatVersion: 2010-09-09\n"
-        "Resources:\n"
-        "  Q:\n"
-        "    Type: AWS::SQS::Queue\n"
-        "    Properties:\n"
-        "      QueueName: !Sub '${AWS::StackName}-q'\n"
-        "      Tags:\n"
-        "        - Key: a\n"
-        "          Value: !GetAtt Other.Arn\n"
-        "        - Key: b\n"
-        "          Value: !Select [0, !GetAZs '']\n"
-    )
-    properties = template["Resources"]["Q"]["Properties"]
-    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
-    assert properties["QueueName"] == {"Fn::Sub": "${AWS::StackName}-q"}
-    assert properties["Tags"][0]["Value"] == {"Fn::GetAtt": ["Other", "Arn"]}
-    assert properties["Tags"][1]["Value"] == {"Fn::Select": [0, {"Fn::GetAZs": ""}]}
-
-
-def test_load_template_refuses_template_without_resources() -> None:
-    """A template with no Resources is a format error, as in AWS."""
-    with pytest.raises(ValueError, match="At least one Resources member"):
-        load_template("Parameters: {}\n")
-
-
-def test_evaluator_resolves_every_intrinsic() -> None:
-    """Ref, GetAtt, Sub, Join, If, Equals, Not, And, Or, Select, Split, Base64 work."""
-    template = {
-        "Conditions": {
-            "IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]},
-            "NotProd": {"Fn::Not": [{"Condition": "IsProd"}]},
-            "Both": {"Fn::And": [{"Condition": "NotProd"}, {"Fn::Equals": ["a", "a"]}]},
-            "Either": {"Fn::Or": [{"Condition": "IsProd"}, {"Condition": "Both"}]},
-        },
-        "Mappings": {"Sizes": {"dev": {"Type": "t3.micro"}}},
-        "Resources": {},
-    }
-    ev = Evaluator(
-        template=template,
-        parameters={"Env": "dev", "Names": ["x", "y"]},
-        pseudo={"AWS::Region": REGION, "AWS::AccountId": ACCOUNT},
-        physical_ids={"Bucket": "b-1"},
-        attributes={"Bucket": {"Arn": "arn:aws:s3:::b-1"}},
-        get_azs=lambda region: [f"{region}a", f"{region}b"],
-    )
-    assert ev.resolve(
-        {"Fn::Sub": "${Bucket}/${Bucket.Arn}/${AWS::Region}/${!Lit}"}
-    ) == (f"b-1/arn:aws:s3:::b-1/{REGION}/${{Lit}}")
-    assert (
-        ev.resolve({"Fn::Sub": ["${X}-${Env}", {"X": {"Ref": "Bucket"}}]}) == "b-1-dev"
-    )
-    assert ev.resolve({"Fn::Join": ["-", [{"Ref": "Env"}, "z"]]}) == "dev-z"
-    assert ev.resolve({"Fn::If": ["IsProd", "big", "small"]}) == "small"
-    assert ev.condition("NotProd") and ev.condition("Both") and ev.condition("Either")
-    assert ev.resolve({"Fn::Select": [1, {"Fn::GetAZs": ""}]}) == f"{REGION}b"
-    assert ev.resolve({"Fn::Split": [",", "a,b"]}) == ["a", "b"]
-    assert ev.resolve({"Fn::Base64": "hi"}) == "aGk="
-    assert ev.resolve({"Fn::FindInMap": ["Sizes", "dev", "Type"]}) == "t3.micro"
-    assert ev.resolve({"Fn::Select": [0, {"Ref": "Names"}]}) == "x"
-    assert ev.resolve({"A": {"Ref": "AWS::NoValue"}, "B": 1}) == {"B": 1}
-    assert ev.resolve([{"Ref": "AWS::NoValue"}, 2]) == [2]
-    assert ev.ref("AWS::NoValue") is NO_VALUE
-
-
-def test_references_finds_ref_getatt_and_sub_names() -> None:
-    """Dependencies come from Ref, GetAtt and both Fn::Sub forms, not Sub locals."""
-    value = {
-        "A": {"Ref": "One"},
-        "B": {"Fn::GetAtt": "Two.Arn"},
-        "C": {"Fn::Sub": "${Three.Arn}-${AWS::Region}-${!Skip}"},
-        "D": {"Fn::Sub": ["${Local}", {"Local": {"Ref": "Four"}}]},
-    }
-    assert references(value) == {"One", "Two", "Three", "Four", "AWS::Region"}
 
 
 def test_plan_orders_by_references_and_depends_on() -> None:

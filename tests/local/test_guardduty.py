@@ -201,6 +201,112 @@ def test_update_detector_changes_status_and_frequency() -> None:
     assert store.enabled_detector_id(ACCOUNT, REGION) is None
 
 
+def _features(got: dict[str, Any]) -> dict[str, tuple[str, dict[str, str]]]:
+    """GetDetector's Features as name: (status, {configuration: status})."""
+    return {
+        f["Name"]: (
+            f["Status"],
+            {c["Name"]: c["Status"] for c in f.get("AdditionalConfiguration", [])},
+        )
+        for f in got["Features"]
+    }
+
+
+def test_update_detector_merges_features_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Features change by Name, configurations too; the others keep their state."""
+    monkeypatch.setattr(store, "read_lab_time", lambda: T0)
+    runtime = {
+        "Name": "RUNTIME_MONITORING",
+        "Status": "ENABLED",
+        "AdditionalConfiguration": [
+            {"Name": "EKS_ADDON_MANAGEMENT", "Status": "ENABLED"}
+        ],
+    }
+    s3 = {"Name": "S3_DATA_EVENTS", "Status": "ENABLED"}
+    detector_id = call("CreateDetector", Enable=True, Features=[s3, runtime])[
+        "DetectorId"
+    ]
+    later = T0 + timedelta(hours=1)
+    monkeypatch.setattr(store, "read_lab_time", lambda: later)
+    agent = {"Name": "EC2_AGENT_MANAGEMENT", "Status": "ENABLED"}
+    call(
+        "UpdateDetector",
+        DetectorId=detector_id,
+        Features=[
+            {
+                "Name": "RUNTIME_MONITORING",
+                "Status": "ENABLED",
+                "AdditionalConfiguration": [agent],
+            },
+            {"Name": "EKS_AUDIT_LOGS", "Status": "ENABLED"},
+        ],
+    )
+
+    got = call("GetDetector", DetectorId=detector_id)
+    found = _features(got)
+    assert found["S3_DATA_EVENTS"] == ("ENABLED", {})
+    assert found["EKS_AUDIT_LOGS"] == ("ENABLED", {})
+    assert found["RDS_LOGIN_EVENTS"] == ("DISABLED", {})
+    assert found["RUNTIME_MONITORING"] == (
+        "ENABLED",
+        {
+            "EKS_ADDON_MANAGEMENT": "ENABLED",
+            "ECS_FARGATE_AGENT_MANAGEMENT": "DISABLED",
+            "EC2_AGENT_MANAGEMENT": "ENABLED",
+        },
+    )
+    updated = {f["Name"]: f["UpdatedAt"] for f in got["Features"]}
+    assert updated["S3_DATA_EVENTS"] == T0
+    assert updated["EKS_AUDIT_LOGS"] == later
+    assert got["DataSources"]["S3Logs"]["Status"] == "ENABLED"
+    assert got["DataSources"]["Kubernetes"]["AuditLogs"]["Status"] == "ENABLED"
+
+
+def test_update_detector_data_sources_change_one_source_at_a_time() -> None:
+    """A data source given alone leaves the others; both notations agree."""
+    detector_id = call(
+        "CreateDetector", Enable=True, DataSources={"S3Logs": {"Enable": True}}
+    )["DetectorId"]
+    ebs = {"ScanEc2InstanceWithFindings": {"EbsVolumes": True}}
+    call(
+        "UpdateDetector", DetectorId=detector_id, DataSources={"MalwareProtection": ebs}
+    )
+    call(
+        "UpdateDetector",
+        DetectorId=detector_id,
+        DataSources={"Kubernetes": {"AuditLogs": {"Enable": False}}},
+    )
+
+    got = call("GetDetector", DetectorId=detector_id)
+    sources = got["DataSources"]
+    assert sources["S3Logs"] == {"Status": "ENABLED"}
+    malware = sources["MalwareProtection"]["ScanEc2InstanceWithFindings"]
+    assert malware == {"EbsVolumes": {"Status": "ENABLED"}}
+    assert sources["Kubernetes"] == {"AuditLogs": {"Status": "DISABLED"}}
+    found = _features(got)
+    assert found["S3_DATA_EVENTS"][0] == "ENABLED"
+    assert found["EBS_MALWARE_PROTECTION"][0] == "ENABLED"
+    assert found["EKS_AUDIT_LOGS"][0] == "DISABLED"
+
+
+def test_update_detector_refuses_data_sources_with_features() -> None:
+    """DataSources and Features in one request are refused, nothing changes."""
+    detector_id = make_detector()
+    with pytest.raises(ServiceError) as caught:
+        call(
+            "UpdateDetector",
+            DetectorId=detector_id,
+            DataSources={"S3Logs": {"Enable": True}},
+            Features=[{"Name": "EKS_AUDIT_LOGS", "Status": "ENABLED"}],
+        )
+    assert caught.value.code == "BadRequestException"
+    assert "DataSources and Features" in caught.value.message
+    found = _features(call("GetDetector", DetectorId=detector_id))
+    assert found["S3_DATA_EVENTS"][0] == found["EKS_AUDIT_LOGS"][0] == "DISABLED"
+
+
 def test_delete_detector_removes_findings_and_sets() -> None:
     """After DeleteDetector a new detector starts with no findings or sets."""
     detector_id = make_detector()

@@ -22,8 +22,8 @@ from labkit.local.cloudformation.resources import (
     ResourceContext,
 )
 from labkit.local.cloudformation.stacks import Stack, StackResource, now
-from labkit.local.cloudformation.template import Evaluator, TemplateError, references
 from labkit.local.registry import ServiceError
+from labkit.template import Evaluator, TemplateError, pseudo_parameters, references
 
 logger = logging.getLogger(__name__)
 
@@ -301,19 +301,16 @@ def delete_stack(stack: Stack, retain: list[str]) -> None:
 
 def new_evaluator(stack: Stack) -> Evaluator:
     """Return the evaluator of a stack's template and parameters."""
-    pseudo = {
-        "AWS::AccountId": stack.account_id,
-        "AWS::Region": stack.region,
-        "AWS::StackName": stack.name,
-        "AWS::StackId": stack.stack_id,
-        "AWS::Partition": "aws",
-        "AWS::URLSuffix": "amazonaws.com",
-    }
-    evaluator = Evaluator(
+    pseudo = pseudo_parameters(
+        stack.account_id,
+        stack.region,
+        stack.name,
+        stack_id=stack.stack_id,
+        notification_arns=stack.notification_arns,
+    )
+    return Evaluator(
         template=stack.template,
         parameters=stack.parameter_values,
         pseudo=pseudo,
         get_azs=parameters.availability_zones,
     )
-    evaluator.pseudo["AWS::NotificationARNs"] = stack.notification_arns
-    return evaluator

@@ -22,8 +22,8 @@ from labkit.local.cloudformation.stacks import (
     now,
     stack_arn,
 )
-from labkit.local.cloudformation.template import TemplateError, load_template
 from labkit.local.registry import Call, ServiceError, operation
+from labkit.template import TemplateError, load_template
 
 logger = logging.getLogger(__name__)
 

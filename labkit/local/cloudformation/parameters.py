@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from labkit.local import internal
 from labkit.local.registry import ServiceError
+from labkit.template import parameter_value
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,8 @@ def resolve_parameters(
             resolved = _read_ssm(text, region)
             entry["ResolvedValue"] = resolved
             values[name] = resolved.split(",") if "List<" in ssm.group(1) else resolved
-        elif kind.startswith("List<") or kind == "CommaDelimitedList":
-            values[name] = [item.strip() for item in text.split(",")] if text else []
         else:
-            values[name] = text
+            values[name] = parameter_value(kind, text)
         view.append(entry)
     return values, view
 

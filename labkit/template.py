@@ -1,10 +1,18 @@
 """CloudFormation templates: loading, parameters, conditions and intrinsics.
 
+Pure functions of a template's text and the values given to it, shared by
+labkit (which counts the resources a stack will hold, in both modes) and the
+local cloud's CloudFormation engine (which creates them). Nothing here calls
+a service: availability zones and resources' ids come from the caller.
+
 A template is read from JSON or YAML, where YAML may use the short-form tags
-(``!Ref``, ``!Sub``, ``!GetAtt`` ...). :class:`Evaluator` resolves the
-intrinsic functions against the stack's parameters, pseudo parameters,
-conditions and the resources created so far. ``Fn::ImportValue`` and
-``Fn::Transform`` are not supported by the local cloud.
+(``!Ref``, ``!Sub``, ``!GetAtt`` ...), read as cfn-lint reads them: ``!Name``
+is ``Fn::Name``, except ``!Ref`` and ``!Condition``. :class:`Evaluator`
+resolves the intrinsic functions against the stack's parameters, pseudo
+parameters, conditions and the resources created so far; a function it does
+not know is a :class:`TemplateError`. ``Fn::ImportValue`` and
+``Fn::Transform`` are not supported, nor the ``AWS::LanguageExtensions``
+functions (``Fn::Length``, ``Fn::ToJsonString``, ``Fn::ForEach``).
 """
 
 from __future__ import annotations
@@ -24,7 +32,11 @@ logger = logging.getLogger(__name__)
 
 
 class TemplateError(ValueError):
-    """The template or a value in it cannot be used; the text is AWS's."""
+    """The template or a value in it cannot be used.
+
+    Where CloudFormation has a wording for the fault, the text is AWS's, as
+    the local cloud serves it to callers.
+    """
 
 
 class _NoValue:
@@ -36,33 +48,28 @@ class _NoValue:
 
 NO_VALUE = _NoValue()
 
-_SHORT_TAGS = (
-    "Ref Condition Base64 Cidr FindInMap GetAtt GetAZs ImportValue Join Select "
-    "Split Sub Transform And Equals If Not Or"
-).split()
-
 
 class _TemplateLoader(yaml.SafeLoader):
     """A YAML loader for templates: short-form tags, dates kept as text."""
 
 
-def _construct_tag(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-    name = node.tag[1:]
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    """Read ``!Name value`` as the long form ``{"Fn::Name": value}``."""
     value: Any
     if isinstance(node, yaml.ScalarNode):
         value = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if name == "GetAtt" and isinstance(value, str):
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
-    key = name if name in ("Ref", "Condition") else f"Fn::{name}"
+    key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     return {key: value}
 
 
-for _tag in _SHORT_TAGS:
-    _TemplateLoader.add_constructor(f"!{_tag}", _construct_tag)
+_TemplateLoader.add_multi_constructor("!", _construct_tag)
 # A template's "2010-09-09" is a string, not a date.
 _TemplateLoader.yaml_implicit_resolvers = {
     key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -107,6 +114,56 @@ def load_template(body: str) -> dict[str, Any]:
     return parsed
 
 
+def pseudo_parameters(
+    account_id: str,
+    region: str,
+    stack_name: str,
+    stack_id: str | None = None,
+    notification_arns: list[str] | None = None,
+) -> dict[str, Any]:
+    """Return the pseudo parameters of a stack (``AWS::Region`` ...).
+
+    Args:
+        account_id: the stack's account.
+        region: the stack's region; it gives the partition and URL suffix.
+        stack_name: the stack's name.
+        stack_id: the stack's id, once CreateStack has given it; without it
+            ``AWS::StackId`` is left out, so a ``Ref`` to it cannot resolve.
+        notification_arns: the stack's ``NotificationARNs``.
+    """
+    china = region.startswith("cn-")
+    if china:
+        partition = "aws-cn"
+    elif region.startswith("us-gov-"):
+        partition = "aws-us-gov"
+    else:
+        partition = "aws"
+    pseudo: dict[str, Any] = {
+        "AWS::AccountId": account_id,
+        "AWS::Region": region,
+        "AWS::StackName": stack_name,
+        "AWS::Partition": partition,
+        "AWS::URLSuffix": "amazonaws.com.cn" if china else "amazonaws.com",
+        "AWS::NotificationARNs": list(notification_arns or []),
+    }
+    if stack_id is not None:
+        pseudo["AWS::StackId"] = stack_id
+    return pseudo
+
+
+def parameter_value(kind: str, text: str) -> Any:
+    """Return what ``Ref`` gives of a parameter of type ``kind`` set to ``text``.
+
+    List types (``CommaDelimitedList``, ``List<...>``) give a list of their
+    comma-separated items; other types give the text. The value of an
+    ``AWS::SSM::Parameter::Value<...>`` type is read from Parameter Store by
+    the caller.
+    """
+    if kind.startswith("List<") or kind == "CommaDelimitedList":
+        return [item.strip() for item in text.split(",")] if text else []
+    return text
+
+
 @dataclass
 class Evaluator:
     """Resolves intrinsic functions for one stack.
@@ -136,7 +193,7 @@ class Evaluator:
                 raise TemplateError(
                     f"Template format error: Unresolved condition dependency {name}"
                 )
-            self._conditions[name] = bool(self.resolve(conditions[name]))
+            self._conditions[name] = _truth(self, conditions[name])
         return self._conditions[name]
 
     def resolve(self, value: Any) -> Any:
@@ -151,6 +208,11 @@ class Evaluator:
             function = _FUNCTIONS.get(key)
             if function is not None:
                 return function(self, argument)
+            if key.startswith("Fn::"):
+                raise TemplateError(
+                    f"Template format error: {key} is not a function that can "
+                    f"be evaluated here; known: {', '.join(sorted(_FUNCTIONS))}"
+                )
         resolved = {key: self.resolve(item) for key, item in value.items()}
         return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 
@@ -310,7 +372,10 @@ def _fn_cidr(ev: Evaluator, argument: Any) -> list[str]:
 
 def _fn_unsupported(name: str) -> Callable[[Evaluator, Any], Any]:
     def fail(ev: Evaluator, argument: Any) -> Any:
-        raise TemplateError(f"{name} is not supported by the local cloud")
+        raise TemplateError(
+            f"{name} is not supported by labkit's template evaluator, "
+            "nor by the local cloud"
+        )
 
     return fail
 
