@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -236,3 +237,30 @@ def test_inventory_views_show_the_stack(
     assert lines[0].startswith("START RequestId:")
     assert any("Moved instance" in line for line in lines)
     assert lines[-1].startswith("REPORT RequestId:")
+
+
+def test_finding_reads_as_guardduty_writes_this_type(
+    deployed: Deployed, detected: pd.DataFrame
+) -> None:
+    """Title, description and network-interface fields follow a real finding of the type."""
+    lab, detector_id, outputs = deployed
+    real = json.loads(
+        (
+            Path(__file__).parent
+            / "data/guardduty/guardduty-soar/UnauthorizedAccess-EC2-MaliciousIPCaller.json"
+        ).read_text()
+    )["detail"]
+    full = labkit.finding_json(lab, detector_id, detected.iloc[0]["id"])
+    instance_id = outputs["Scenario1InstanceId"]
+
+    assert full["Title"] == real["Title"].replace("i-99999999", instance_id)
+    assert full["Description"] == (
+        real["Description"]
+        .replace("i-99999999", instance_id)
+        .replace("198.51.100.0", outputs["MaliciousIp"])
+        .replace("GeneratedFindingThreatListName", "Example-Threat-List")
+    )
+    (interface,) = full["Resource"]["InstanceDetails"]["NetworkInterfaces"]
+    real_interface = real["Resource"]["InstanceDetails"]["NetworkInterfaces"][0]
+    assert set(interface) == set(real_interface)
+    assert interface["PrivateDnsName"].startswith("ip-")

@@ -36,6 +36,8 @@ class Detection:
     action: dict[str, Any]
     fingerprint: str
     description: str
+    # GuardDuty's titles name the resource; empty means the rule's own title.
+    title: str = ""
     evidence: dict[str, Any] | None = None
     additional_info: dict[str, Any] | None = None
     first_seen: datetime | None = None
@@ -82,8 +84,17 @@ def instance_resource(instance: Any) -> dict[str, Any]:
         "LaunchTime": _iso(described.get("LaunchTime")),
         "NetworkInterfaces": [
             {
+                "Ipv6Addresses": [],
                 "NetworkInterfaceId": instance.eni_id,
+                "PrivateDnsName": described.get("PrivateDnsName", ""),
                 "PrivateIpAddress": instance.private_ip,
+                "PrivateIpAddresses": [
+                    {
+                        "PrivateDnsName": described.get("PrivateDnsName", ""),
+                        "PrivateIpAddress": instance.private_ip,
+                    }
+                ],
+                "PublicDnsName": described.get("PublicDnsName", ""),
                 "PublicIp": instance.public_ip or "",
                 "SecurityGroups": [
                     {"GroupId": g["GroupId"], "GroupName": g.get("GroupName", "")}
@@ -180,9 +191,14 @@ def _malicious_ip_caller_ec2(
         resource=instance_resource(instance),
         action=action,
         fingerprint=f"ec2-custom-threat|{instance.instance_id}|{flow.dstaddr}",
+        # GuardDuty's own wording for this type, as its findings show it.
+        title=(
+            f"The EC2 instance {instance.instance_id} is communicating with an "
+            "IP address on a custom threat list."
+        ),
         description=(
-            f"EC2 instance {instance.instance_id} is communicating with "
-            f"{flow.dstaddr}, an address on the custom threat list {list_name}."
+            f"The EC2 instance {instance.instance_id} is communicating with the "
+            f"IP address {flow.dstaddr} on the custom threat list {list_name}."
         ),
         evidence={
             "ThreatIntelligenceDetails": [
@@ -217,7 +233,7 @@ def evaluate(
                     detector_id,
                     finding_type=registered.finding_type,
                     severity=registered.severity,
-                    title=registered.title,
+                    title=seen.title or registered.title,
                     description=seen.description,
                     resource=seen.resource,
                     action=seen.action,
