@@ -32,6 +32,7 @@ SERVICE_MODULES = (
     "labkit.local.cloudformation",
     "labkit.local.guardduty",
     "labkit.local.workloads",
+    "labkit.local.boot_calls",
     "labkit.local.detector",
 )
 

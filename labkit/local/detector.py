@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from labkit.local import clock, findings_store, internal, settings, traffic
+from labkit.local import clock, findings_store, instance_roles, settings, traffic
 from labkit.local.gateway import RESET_HOOKS
 
 logger = logging.getLogger(__name__)
@@ -109,13 +109,11 @@ def instance_resource(instance: Any) -> dict[str, Any]:
         ],
     }
     if profile:
-        details["IamInstanceProfile"] = instance_profile(
-            instance.region, profile["Arn"]
-        )
+        details["IamInstanceProfile"] = instance_profile(profile["Arn"])
     return {"ResourceType": "Instance", "InstanceDetails": details}
 
 
-def instance_profile(region: str, arn: str) -> dict[str, str]:
+def instance_profile(arn: str) -> dict[str, str]:
     """Return GuardDuty's ``IamInstanceProfile``: the profile's ARN and IAM id.
 
     GuardDuty gives the instance profile's own id (IAM's ``InstanceProfileId``,
@@ -124,14 +122,11 @@ def instance_profile(region: str, arn: str) -> dict[str, str]:
     there instead, so the id is read from IAM. A profile IAM no longer knows
     keeps only its ARN.
     """
-    name = arn.rsplit("/", 1)[-1]
-    iam = internal.client("iam", region)
-    try:
-        found = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-    except iam.exceptions.NoSuchEntityException:
+    found = instance_roles.instance_profile(arn)
+    if found is None:
         logger.debug("instance profile %s is gone; the finding keeps its ARN", arn)
         return {"Arn": arn}
-    return {"Arn": str(found["Arn"]), "Id": str(found["InstanceProfileId"])}
+    return {"Arn": found.arn, "Id": found.profile_id}
 
 
 def _iso(value: Any) -> str:

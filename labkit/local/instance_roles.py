@@ -12,6 +12,7 @@ them.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,21 +30,58 @@ _RENEW_BEFORE = timedelta(minutes=5)
 _SESSIONS: dict[str, dict[str, Any]] = {}
 
 
-def role_arn(instance: Instance) -> str | None:
-    """Return the ARN of the instance profile's role, or None without one."""
-    profile = instance.description.get("IamInstanceProfile", {}).get("Arn")
-    if not profile:
-        return None
-    iam = internal.client("iam", instance.region)
-    name = str(profile).rsplit("/", 1)[-1]
+@dataclass(frozen=True)
+class InstanceProfile:
+    """An IAM instance profile, as the local cloud's IAM holds it.
+
+    Attributes:
+        arn: the profile's ARN.
+        profile_id: IAM's ``InstanceProfileId`` (``AIPA...`` in AWS).
+        role_arns: the ARNs of its roles (IAM allows one).
+    """
+
+    arn: str
+    profile_id: str
+    role_arns: tuple[str, ...]
+
+
+def instance_profile(arn: str) -> InstanceProfile | None:
+    """Read the instance profile ``arn`` names, or None if IAM has none.
+
+    Read from moto's IAM backend in this process, not through the gateway:
+    these are the local cloud's own look-ups (IMDS finding the role, the
+    detector naming the profile), which in AWS are no API call of the
+    account and so must not appear as one (in CloudTrail, say).
+    """
+    from moto.backends import get_backend
+    from moto.iam.exceptions import NotFoundException
+
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[2] != "iam":
+        raise ValueError(f"not an IAM instance profile ARN: {arn!r}")
+    backend = get_backend("iam")[parts[4]][parts[1]]
     try:
-        found = iam.get_instance_profile(InstanceProfileName=name)
-    except iam.exceptions.NoSuchEntityException:
-        # Deleted while the instance runs (a stack being deleted): IMDS too
-        # then has no keys to give.
+        found = backend.get_instance_profile_by_arn(arn)
+    except NotFoundException:
         return None
-    roles = found["InstanceProfile"]["Roles"]
-    return str(roles[0]["Arn"]) if roles else None
+    return InstanceProfile(
+        arn=found.arn,
+        profile_id=found.id,
+        role_arns=tuple(role.arn for role in found.roles),
+    )
+
+
+def role_arn(instance: Instance) -> str | None:
+    """Return the ARN of the instance profile's role, or None without one.
+
+    A profile deleted while the instance runs (a stack being deleted) has
+    no role left, and IMDS then has no keys to give.
+    """
+    arn = instance.description.get("IamInstanceProfile", {}).get("Arn")
+    profile = instance_profile(str(arn)) if arn else None
+    if profile is None or not profile.role_arns:
+        return None
+    return profile.role_arns[0]
 
 
 def role_credentials(instance: Instance) -> dict[str, Any] | None:

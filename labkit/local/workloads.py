@@ -2,10 +2,12 @@
 
 In AWS an instance runs its user data script once, at its first boot; the
 script may start services that then run for as long as the instance does.
-Locally nothing boots, so each running instance's user data is read and the
-commands the lab knows are played from that instance's addresses: the ones
-the script runs itself (``aws`` CLI calls) once, on the instance's first
-simulated step, and the recurring ones (``ping``) on every step. A workload
+Locally nothing boots, so each running instance's user data is read (by
+:mod:`labkit.local.shell_script`, which also finds the programs it starts)
+and the commands the lab knows are played from that instance's addresses:
+those that run once, on the instance's first simulated step (``aws`` CLI
+calls, in :mod:`labkit.local.boot_calls`; a ``ping -c N``), and those that
+repeat, in a started program's loop (``ping``), on every step. A workload
 is found by the command it looks for, so an instance does here what its
 script would do in AWS, and stops when the instance stops.
 """
@@ -21,11 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError, ParamValidationError
-
-from labkit.local import aws_cli, clock, instance_roles, internal, traffic
+from labkit.local import clock, internal, shell_script, traffic
 from labkit.local.gateway import ACTIVE_REGIONS, RESET_HOOKS
-from labkit.local.shell_script import boot_commands
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class Workload:
 
     kind = "workload"
 
-    def boot(self, instance: Instance, now: datetime) -> None:
+    def boot(self, instance: Instance, now: datetime, step: timedelta) -> None:
         """Do what the instance's script does once, at its first boot."""
 
     def act(self, instance: Instance, now: datetime, step: timedelta) -> None:
@@ -89,16 +88,33 @@ def finds(kind: str) -> Callable[[Finder], Finder]:
     return register
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ping(Workload):
-    """``ping [-c N] <address>``: N echo requests a minute (one a second if no -c)."""
+    """``ping`` from the instance: packets once at boot, or a steady rate.
+
+    Attributes:
+        target: the address pinged.
+        per_minute: echo requests a minute, for as long as the instance runs.
+        at_boot: echo requests sent once, at boot.
+    """
 
     target: str
-    count: int = 60
+    per_minute: float = 0.0
+    at_boot: int = 0
     kind = "ping"
 
+    def boot(self, instance: Instance, now: datetime, step: timedelta) -> None:
+        if self.at_boot:
+            self._send(instance, self.at_boot, now, step)
+
     def act(self, instance: Instance, now: datetime, step: timedelta) -> None:
-        packets = max(1, round(self.count * step.total_seconds() / 60))
+        if self.per_minute:
+            minutes = step.total_seconds() / 60
+            self._send(instance, max(1, round(self.per_minute * minutes)), now, step)
+
+    def _send(
+        self, instance: Instance, packets: int, now: datetime, step: timedelta
+    ) -> None:
         traffic.send(
             instance,
             self.target,
@@ -111,97 +127,72 @@ class Ping(Workload):
         )
 
 
-_PING = re.compile(
-    r"^[^#\n]*?\bping\s+((?:-\S+\s+(?:\d+\s+)?)*)(\d{1,3}(?:\.\d{1,3}){3})\b", re.M
-)
-_COUNT = re.compile(r"-c\s+(\d+)")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# ping options whose value is the next word (or the rest of the word).
+_PING_VALUES = set("cisWwtIpQlM")
 
 
 @finds("ping")
 def _find_pings(user_data: str) -> list[Workload]:
-    found: list[Workload] = []
-    for options, target in _PING.findall(user_data):
-        count = _COUNT.search(options)
-        found.append(Ping(target, int(count.group(1)) if count else 60))
-    return found
+    """Pings of every program (see shell_script): once, or repeated in loops.
 
-
-@dataclass(frozen=True)
-class CliCall(Workload):
-    """An ``aws`` CLI command the script runs at boot, with the role's keys.
-
-    As the CLI on the instance would, the call is signed with the temporary
-    keys the instance's metadata service hands out for its instance-profile
-    role, and comes from the instance's address. A failed call is logged and
-    the script goes on, as bash goes on without ``set -e``.
+    A ping that runs once sends its ``-c`` count at boot; without ``-c`` it
+    never ends and pings once a second (``-i`` seconds). A ping in a loop
+    repeats: its count every round, a round lasting the ping (count times
+    interval) and the loop's ``sleep`` commands.
     """
-
-    call: aws_cli.ApiCall
-    line: int
-    kind = "aws-cli"
-
-    def boot(self, instance: Instance, now: datetime) -> None:
-        what = f"{self.call.service} {self.call.operation}"
-        credentials = instance_roles.role_credentials(instance)
-        if credentials is None:
-            logger.warning(
-                "%s has no instance-profile role: %s (user data line %s) "
-                "fails with 'Unable to locate credentials'",
-                instance.instance_id,
-                what,
-                self.line,
-            )
-            return
-        client = internal.client(
-            self.call.service,
-            self.call.region or instance.region,
-            credentials=credentials,
-            source_ip=instance.source_ip,
-        )
-        try:
-            getattr(client, self.call.method)(**self.call.params)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            logger.warning(
-                "%s: %s at boot failed: %s", instance.instance_id, what, code
-            )
-            return
-        except ParamValidationError:
-            logger.warning(
-                "%s: %s at boot has invalid parameters", instance.instance_id, what
-            )
-            return
-        logger.info("%s ran %s at boot", instance.instance_id, what)
-
-
-@finds("aws-cli")
-def _find_cli_calls(user_data: str) -> list[Workload]:
-    return list(_cli_calls(user_data))
+    return list(_pings(user_data))
 
 
 @functools.lru_cache(maxsize=64)
-def _cli_calls(user_data: str) -> tuple[Workload, ...]:
+def _pings(user_data: str) -> tuple[Workload, ...]:
     found: list[Workload] = []
-    for command in boot_commands(user_data):
-        if command.words[0].rsplit("/", 1)[-1] != "aws":
-            continue
-        if command.expands:
-            logger.warning(
-                "user data line %s is not played locally: "
-                "shell expansion ($, `) is not supported",
-                command.line,
-            )
-            continue
-        try:
-            call = aws_cli.read_command(command.words)
-        except (aws_cli.CliUsageError, NotImplementedError) as error:
-            logger.warning(
-                "user data line %s is not played locally: %s", command.line, error
-            )
-            continue
-        if call is not None:
-            found.append(CliCall(call, command.line))
+    for program in shell_script.read_programs(user_data):
+        for command in program.commands:
+            if command.name == "ping":
+                ping = _ping(program, command)
+                if isinstance(ping, Ping):
+                    found.append(ping)
+                else:
+                    logger.info(
+                        "user data line %s: ping is not played: %s", command.line, ping
+                    )
     return tuple(found)
+
+
+def _ping(program: shell_script.Program, command: shell_script.Command) -> Ping | str:
+    """The ping ``command`` makes in ``program``, or why it is not played."""
+    count, interval, target = _ping_options(command.words)
+    if command.expands or not _IPV4.fullmatch(target):
+        return "shell expansion or a host name is not supported"
+    repeats = program.repeats(command)
+    if not repeats and command not in program.runs():
+        return dict(program.skipped()).get(command, "it does not run")
+    if count is None:
+        return Ping(target, per_minute=60 / interval)
+    if repeats:
+        seconds = count * interval + program.sleep_seconds(command.loop)
+        return Ping(target, per_minute=count * 60 / seconds)
+    return Ping(target, at_boot=count)
+
+
+def _ping_options(words: tuple[str, ...]) -> tuple[int | None, float, str]:
+    """Return ping's ``-c`` count (None without), ``-i`` interval and target."""
+    count, interval, target, index = None, 1.0, "", 1
+    while index < len(words):
+        word = words[index]
+        flag, value = word[1:2], word[2:]
+        if word.startswith("-") and flag in _PING_VALUES and not value:
+            value = words[index + 1] if index + 1 < len(words) else ""
+            index += 1
+        if not word.startswith("-"):
+            target = word
+        elif flag == "c" and value.isdigit():
+            count = int(value)
+        elif flag == "i" and re.fullmatch(r"\d+(\.\d+)?", value):
+            interval = max(float(value), 0.002)
+        index += 1
+    return count, interval, target
 
 
 def running_instances(region: str) -> list[Instance]:
@@ -266,7 +257,7 @@ def _tick(now: datetime, step: timedelta) -> None:
             _BOOTED.add(instance.instance_id)
             for workload in workloads_of(instance):
                 if first:
-                    workload.boot(instance, now)
+                    workload.boot(instance, now, step)
                 workload.act(instance, now, step)
 
 

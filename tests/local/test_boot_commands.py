@@ -1,18 +1,19 @@
-"""User data read as the commands it runs at boot, and those commands as API calls."""
+"""The workloads found in user data: boot calls played, pings, and warnings."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import pytest
 from cfnlint.decode.decode import decode_str
 
-from labkit.local import aws_cli, workloads
-from labkit.local.shell_script import boot_commands
+from labkit.local import aws_cli, boot_calls, workloads
 
 TEMPLATE = Path(__file__).parents[2] / "cfn" / "security-workshop.yaml"
+MALICIOUS_IP = "198.51.100.7"
 
 
 def user_data_of(logical_id: str) -> str:
@@ -21,167 +22,28 @@ def user_data_of(logical_id: str) -> str:
     assert problems == []
     body = json.loads(json.dumps(decoded))["Resources"][logical_id]
     script = body["Properties"]["UserData"]["Fn::Base64"]["Fn::Sub"]
-    values = {"AWS::Region": "eu-west-2", "CustomerTable": "Customer-Table"}
+    values = {
+        "AWS::Region": "eu-west-2",
+        "CustomerTable": "Customer-Table",
+        "MaliciousEip": MALICIOUS_IP,
+    }
     return re.sub(r"\$\{([^}]+)\}", lambda m: values.get(m[1], "x"), script)
 
 
 def cli_calls(user_data: str) -> list[aws_cli.ApiCall]:
-    """The API calls the aws-cli workload finds in a script."""
+    """The API calls the aws-cli workload plays at boot, in order."""
     found = workloads.FINDERS["aws-cli"](user_data)
-    assert all(isinstance(w, workloads.CliCall) for w in found)
-    return [w.call for w in found if isinstance(w, workloads.CliCall)]
-
-
-def test_boot_commands_skip_heredocs_loops_and_comments() -> None:
-    """Only top-level commands run once; a here-document's body is only text."""
-    script = "\n".join(
-        [
-            "#!/bin/bash",
-            "echo one  # a comment",
-            "cat > /tmp/s.sh <<'EOF'",
-            "aws iam get-user",
-            "EOF",
-            "while true; do",
-            "  aws sts get-caller-identity",
-            "done",
-            "for i in 1 2; do aws s3api list-buckets; done",
-            "if true; then aws ssm get-parameter --name a; fi",
-            "echo two && echo three | tr a b 2>/dev/null",
-        ]
-    )
-    words = [c.words for c in boot_commands(script)]
-    assert words == [
-        ("echo", "one"),
-        ("cat",),
-        ("echo", "two"),
-        ("echo", "three"),
-        ("tr", "a", "b"),
+    assert all(isinstance(w, boot_calls.CliCalls) for w in found)
+    return [
+        s.call for w in found if isinstance(w, boot_calls.CliCalls) for s in w.steps
     ]
 
 
-def test_boot_commands_join_continued_lines_and_unquote() -> None:
-    """A backslash-newline joins lines; quotes go, the words inside stay whole."""
-    script = "aws ssm put-parameter --name n \\\n  --value 'a b \"c\"' --overwrite\n"
-    (command,) = boot_commands(script)
-    assert command.words == (
-        "aws",
-        "ssm",
-        "put-parameter",
-        "--name",
-        "n",
-        "--value",
-        'a b "c"',
-        "--overwrite",
-    )
-    assert command.line == 1 and not command.expands
-
-
-@pytest.mark.parametrize(
-    ("line", "expands"),
-    [
-        ("echo '$HOME'", False),
-        ('echo "$HOME"', True),
-        ("echo `date`", True),
-        ("echo \\$HOME", False),
-        ('echo "it\'s" $(id)', True),
-    ],
-)
-def test_boot_commands_mark_shell_expansion(line: str, expands: bool) -> None:
-    """A $ or backquote outside single quotes is expansion the reader does not do."""
-    (command,) = boot_commands(line)
-    assert command.expands is expands
-
-
-def test_read_command_maps_options_to_members() -> None:
-    """Options become members by botocore's names; switches are booleans."""
-    call = aws_cli.read_command(
-        (
-            "aws",
-            "ssm",
-            "put-parameter",
-            "--name",
-            "n",
-            "--type",
-            "SecureString",
-            "--value",
-            "v",
-            "--no-overwrite",
-            "--region",
-            "eu-west-1",
-            "--output",
-            "json",
-        )
-    )
-    assert call == aws_cli.ApiCall(
-        "ssm",
-        "PutParameter",
-        {"Name": "n", "Type": "SecureString", "Value": "v", "Overwrite": False},
-        "eu-west-1",
-    )
-    assert call.method == "put_parameter"
-
-
-def test_read_command_reads_lists_and_json() -> None:
-    """A list of strings is several words; a map is JSON; no --region is None."""
-    names = aws_cli.read_command(
-        ("aws", "ssm", "get-parameters", "--names", "a", "b", "--with-decryption")
-    )
-    assert names is not None
-    assert names.params == {"Names": ["a", "b"], "WithDecryption": True}
-    assert names.region is None
-
-    item = aws_cli.read_command(
-        (
-            "aws",
-            "dynamodb",
-            "put-item",
-            "--table-name",
-            "T",
-            "--item",
-            '{"k": {"S": "v"}}',
-        )
-    )
-    assert item is not None
-    assert item.params == {"TableName": "T", "Item": {"k": {"S": "v"}}}
-
-
-def test_read_command_skips_local_only_commands() -> None:
-    """aws configure writes the machine's files and calls no API."""
-    words = ("aws", "configure", "set", "profile.x.region", "eu-west-2")
-    assert aws_cli.read_command(words) is None
-
-
-@pytest.mark.parametrize(
-    ("words", "error", "match"),
-    [
-        (("aws", "ssm", "put-parameter", "--nme", "n"), aws_cli.CliUsageError, "--nme"),
-        (
-            ("aws", "ssm", "put-parameter", "--name", "n"),
-            aws_cli.CliUsageError,
-            "--value",
-        ),
-        (("aws", "ssm", "get-parameter", "n"), aws_cli.CliUsageError, "'n'"),
-        (
-            ("aws", "dynamodb", "put-item", "--table-name", "T", "--item", "k={S=v}"),
-            NotImplementedError,
-            "shorthand",
-        ),
-        (("aws", "s3", "cp", "a", "b"), NotImplementedError, "s3api"),
-        (
-            ("aws", "ssm", "get-parameter", "--name", "n", "--profile", "p"),
-            NotImplementedError,
-            "--profile",
-        ),
-        (("aws", "rds", "describe-db-instances"), NotImplementedError, "rds"),
-        (("aws", "logs", "tail", "g"), NotImplementedError, "not one operation"),
-    ],
-)
-def test_read_command_refuses_what_it_cannot_read(
-    words: tuple[str, ...], error: type[Exception], match: str
-) -> None:
-    """A wrong command is named as the CLI would; an unsupported form says so."""
-    with pytest.raises(error, match=match):
-        aws_cli.read_command(words)
+def pings(user_data: str) -> list[workloads.Ping]:
+    """The pings the ping workload finds."""
+    found = workloads.FINDERS["ping"](user_data)
+    assert all(isinstance(w, workloads.Ping) for w in found)
+    return [w for w in found if isinstance(w, workloads.Ping)]
 
 
 def test_scenario_3_boot_calls_come_from_its_user_data() -> None:
@@ -228,11 +90,132 @@ def test_other_instances_make_no_boot_calls(logical_id: str) -> None:
     assert cli_calls(user_data_of(logical_id)) == []
 
 
-def test_unplayable_boot_command_is_skipped_with_a_warning(
+def test_the_malicious_instances_repeated_calls_are_named_as_not_played(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A command the reader cannot play is named in the log and the rest still run."""
-    script = 'aws ssm get-parameter --name "$NAME"\naws sts get-caller-identity\n'
-    calls = cli_calls(script)
-    assert [c.operation for c in calls] == ["GetCallerIdentity"]
-    assert "line 1 is not played locally: shell expansion" in caplog.text
+    """Its started script's looped aws calls are warned about, line by line."""
+    script = user_data_of("MaliciousInstance")
+    lines = script.splitlines()
+    expected = [
+        n
+        for n, text in enumerate(lines, 1)
+        if text.strip().startswith("aws ") and "configure" not in text
+    ]
+    assert len(expected) == 4
+    with caplog.at_level(logging.WARNING, logger="labkit.local.boot_calls"):
+        cli_calls(script + "\n# another text, so that it is read afresh\n")
+    for number in expected:
+        reason = "it is in a while loop (of /usr/local/bin/attacker-calls.sh"
+        assert f"user data line {number} is not played locally: {reason}" in caplog.text
+
+
+def test_the_scenario_1_ping_is_its_started_scripts_loop() -> None:
+    """ping -c 10 then sleep 50, in a loop started by systemd-run: 10 a minute."""
+    assert pings(user_data_of("Scenario1Instance")) == [
+        workloads.Ping(MALICIOUS_IP, per_minute=10.0)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        # Written to a file that is never started: no traffic.
+        ("cat > /opt/p.sh <<'EOF'\nping -c 10 192.0.2.1\nEOF\n", []),
+        # In a function nothing calls, or after exit: none.
+        ("f() {\n  ping 192.0.2.1\n}\n", []),
+        ("exit 0\nping -c 3 192.0.2.1\n", []),
+        # Once at boot, its count; without -c it never ends, one a second.
+        ("ping -c 3 192.0.2.1\n", [workloads.Ping("192.0.2.1", at_boot=3)]),
+        ("nohup ping 192.0.2.1 &\n", [workloads.Ping("192.0.2.1", per_minute=60.0)]),
+        # A loop without sleep pings all the time; -i spaces the packets.
+        (
+            "while true; do ping -c 5 -i 2 192.0.2.1; done &\n",
+            [workloads.Ping("192.0.2.1", per_minute=30.0)],
+        ),
+        # A host name or an expansion is not resolved here.
+        ("ping -c 1 example.com\nping -c 1 $IP\n", []),
+    ],
+)
+def test_pings_are_found_where_they_run(
+    script: str, expected: list[workloads.Ping]
+) -> None:
+    """A ping counts only where bash runs it, at the rate it runs."""
+    assert pings(script) == expected
+
+
+@pytest.mark.parametrize(
+    ("script", "line", "reason"),
+    [
+        (
+            "f() {\n  aws sts get-caller-identity\n}\n",
+            2,
+            "it is in the body of function f",
+        ),
+        (
+            "while true; do aws sts get-caller-identity; done &\n",
+            1,
+            "it is in a while loop",
+        ),
+        ("(aws sts get-caller-identity)\n", 1, "it is in a ( ) subshell"),
+        (
+            "sudo aws sts get-caller-identity\n",
+            1,
+            "aws run through sudo is not supported",
+        ),
+        ("VAR=x aws sts get-caller-identity\n", 1, "it sets VAR for the CLI"),
+        (
+            "export AWS_PROFILE=p\naws sts get-caller-identity\n",
+            2,
+            "it sets AWS_PROFILE",
+        ),
+        ('aws ssm get-parameter --name "$NAME"\n', 1, "shell expansion"),
+        ("aws s3 cp /tmp/a s3://b/a\n", 1, "the high-level 'aws s3' commands"),
+        ("aws ssm put-parameter --name n\n", 1, "aws: error: the following arguments"),
+    ],
+)
+def test_an_aws_command_not_played_is_named_with_its_reason(
+    script: str, line: int, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every aws command left out is warned about, with its line and why."""
+    with caplog.at_level(logging.WARNING, logger="labkit.local.boot_calls"):
+        assert cli_calls(script) == []
+    assert f"user data line {line} is not played locally: {reason}" in caplog.text
+
+
+def test_what_runs_is_played_and_what_follows_exit_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """(cd x) && aws runs; a comment's backslash joins nothing; exit ends all."""
+    script = "\n".join(
+        [
+            "#!/bin/bash",
+            "f() { aws iam get-user; }",
+            "# the caller \\",
+            "aws sts get-caller-identity",
+            'echo "see <<EOF"',
+            "(cd /tmp) && aws ssm get-parameter --name=gd",
+            "exit 0",
+            "aws iam list-users",
+        ]
+    )
+    with caplog.at_level(logging.INFO, logger="labkit.local.boot_calls"):
+        calls = cli_calls(script)
+    assert [(c.operation, c.params) for c in calls] == [
+        ("GetCallerIdentity", {}),
+        ("GetParameter", {"Name": "gd"}),
+    ]
+    assert (
+        "line 8 is not played locally: it comes after the exit on line 7" in caplog.text
+    )
+
+
+def test_and_lists_and_set_e_are_kept_for_the_player() -> None:
+    """Each step knows its && list and whether set -e ends the script after it."""
+    script = (
+        "set -e\naws sts get-caller-identity && aws iam get-user\naws iam list-users\n"
+    )
+    (found,) = workloads.FINDERS["aws-cli"](script)
+    assert isinstance(found, boot_calls.CliCalls)
+    first, second, third = found.steps
+    assert first.chain == second.chain != third.chain
+    assert [s.errexit for s in found.steps] == [False, True, True]

@@ -12,7 +12,15 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from labkit.local import gateway, instance_roles, internal, workloads
+# boot_calls registers the aws-cli workload that _tick plays.
+from labkit.local import (  # noqa: F401
+    boot_calls,
+    detector,
+    gateway,
+    instance_roles,
+    internal,
+    workloads,
+)
 from labkit.local.gateway import Exchange
 
 REGION = "eu-west-2"
@@ -89,6 +97,11 @@ def boot_exchanges(seen: list[Exchange]) -> list[Exchange]:
     return [e for e in seen if e.call is not None and e.call.operation in wanted]
 
 
+def operations(seen: list[Exchange]) -> list[str]:
+    """The operations of every exchange, in order."""
+    return [e.call.operation for e in seen if e.call is not None]
+
+
 def test_boot_calls_are_signed_by_the_role_from_the_instance(
     recorded: list[Exchange],
 ) -> None:
@@ -137,3 +150,68 @@ def test_boot_without_a_role_calls_nothing(
 
     assert boot_exchanges(recorded) == []
     assert f"{instance_id} has no instance-profile role" in caplog.text
+
+
+def test_a_failed_call_skips_the_rest_of_its_and_list(recorded: list[Exchange]) -> None:
+    """bash runs b in `a && b` only if a succeeded; so does the player."""
+    launch(
+        "aws ssm get-parameter --name missing && "
+        "aws ssm put-parameter --name skipped --type String --value v\n"
+        "aws ssm put-parameter --name written --type String --value v\n"
+    )
+    tick()
+
+    found = internal.client("ssm", REGION).describe_parameters()["Parameters"]
+    assert [p["Name"] for p in found] == ["written"]
+    assert operations(recorded).count("PutParameter") == 1
+
+
+def test_set_e_ends_the_script_at_a_failed_call(recorded: list[Exchange]) -> None:
+    """With set -e a failed call is the last one the script makes."""
+    launch(
+        "#!/bin/bash\nset -e\n"
+        "aws ssm get-parameter --name missing\n"
+        "aws ssm put-parameter --name never --type String --value v\n"
+    )
+    tick()
+
+    assert "GetParameter" in operations(recorded)
+    assert "PutParameter" not in operations(recorded)
+
+
+def test_the_local_clouds_own_iam_reads_are_no_api_calls(
+    recorded: list[Exchange],
+) -> None:
+    """Finding the role for IMDS, or the profile for a finding, calls no IAM API."""
+    launch(SCRIPT)
+    (instance,) = workloads.running_instances(REGION)
+    recorded.clear()
+
+    assert instance_roles.role_credentials(instance) is not None
+    resource = detector.instance_resource(instance)
+
+    profile = internal.client("iam", REGION).get_instance_profile(
+        InstanceProfileName="Boot-Profile"
+    )["InstanceProfile"]
+    shown = resource["InstanceDetails"]["IamInstanceProfile"]
+    assert shown == {"Arn": profile["Arn"], "Id": profile["InstanceProfileId"]}
+    assert "GetInstanceProfile" not in operations(recorded[:-1])
+    assert operations(recorded)[-1] == "GetInstanceProfile"
+
+
+def test_a_deleted_profile_has_no_role_and_keeps_its_arn(
+    recorded: list[Exchange],
+) -> None:
+    """Profile gone: IMDS has no keys and the finding names only the ARN."""
+    launch(SCRIPT)
+    (instance,) = workloads.running_instances(REGION)
+    arn = instance.description["IamInstanceProfile"]["Arn"]
+    iam = internal.client("iam", REGION)
+    iam.remove_role_from_instance_profile(
+        InstanceProfileName="Boot-Profile", RoleName="Boot-Role"
+    )
+    iam.delete_instance_profile(InstanceProfileName="Boot-Profile")
+
+    assert instance_roles.instance_profile(arn) is None
+    assert instance_roles.role_arn(instance) is None
+    assert detector.instance_profile(arn) == {"Arn": arn}
