@@ -121,7 +121,7 @@ class Program:
             if self.after_end(command) and self.end:
                 found.append((command, f"it comes after the {self.end[1]}"))
             elif command.context:
-                found.append((command, f"it is in {command.context[-1]}"))
+                found.append((command, f"it is in {command.context[0]}"))
         return found
 
     def after_end(self, command: Command) -> bool:
